@@ -67,7 +67,7 @@ enum phsm_status {
 	PHSM_ST_BAD_LENGTH	= 3,	/* header length disagrees with the bytes, or too large */
 	PHSM_ST_BAD_HEADER	= 4,	/* unknown flag, non-zero status/rv/reserved in a request */
 	PHSM_ST_BAD_OPCODE	= 5,	/* opcode unknown */
-	PHSM_ST_BAD_FIELD	= 6,	/* field of the wrong type where the opcode needs another */
+	PHSM_ST_BAD_FIELD	= 6,	/* wrong field type, or non-zero field reserved bits */
 	PHSM_ST_TRUNCATED	= 7,	/* a field or a value runs past the end of the payload */
 	PHSM_ST_BAD_VALUE	= 8,	/* a field's value is malformed (bad length, bad count) */
 	PHSM_ST_TRAILING	= 9,	/* bytes left over after the last field */
@@ -100,12 +100,16 @@ struct phsm_field {
  * PHSM_FT_ATTRS value: a __le32 count, a __le32 reserved (zero), then
  * @count entries of struct phsm_attr, each followed by @len value bytes when
  * PHSM_ATTR_F_VALUE is set.  Values are raw PKCS#11 attribute values; a
- * CK_ULONG value (CKA_CLASS, CKA_VALUE_LEN, ...) is 8 bytes little-endian.
+ * CK_ULONG value (CKA_CLASS, CKA_VALUE_LEN, ...) is 8 bytes little-endian,
+ * an array of them (CKA_ALLOWED_MECHANISMS) 8 bytes per element, and an
+ * attribute array (CKA_WRAP_TEMPLATE, ...) is itself a whole PHSM_FT_ATTRS
+ * field.  Lengths are in these wire units.
  *
  * In a template (create, generate, find, set): every entry has a value.
  * In a C_GetAttributeValue query: no entry has a value; @len is the
  * caller's buffer size, or PHSM_ATTR_F_QUERY says the caller passed NULL.
- * In its answer: PHSM_ATTR_F_VALUE with the value; or PHSM_ATTR_F_LENGTH
+ * Its answer has the query's entries in the same order, each with
+ * PHSM_ATTR_F_VALUE and the value; or PHSM_ATTR_F_LENGTH
  * with the exact length and no value (size query); or
  * PHSM_ATTR_F_UNAVAILABLE (sensitive, invalid or too small) with @len 0.
  */
@@ -176,7 +180,12 @@ enum phsm_op_kind {
  * a caller's buffer.  On CKR_OK, out holds the data (empty for a size
  * query) and outlen its length (the needed length for a query).  On
  * CKR_BUFFER_TOO_SMALL, out is empty and outlen the needed length (these
- * two fields are present "on error" for that rv).
+ * two fields, and param_out where the opcode has it, are present "on
+ * error" for that rv).  Updates that produce no output (digest, sign,
+ * verify) answer an empty out and outlen 0.
+ *
+ * Handles (sessions, objects) are non-zero and below 2^48, so a host
+ * library may use the upper bits to tell cards apart.
  */
 enum phsm_opcode {
 	/* Card and partitions (the library's slots and tokens) */
