@@ -397,6 +397,7 @@ bool phsm_get_attrs(struct phsm_reader *r, struct phsm_reader *list,
 bool phsm_next_attr(struct phsm_reader *list, struct phsm_attr_view *a)
 {
 	const size_t entry = sizeof(struct phsm_attr);
+	uint32_t len, flags;
 	size_t n;
 
 	memset(a, 0, sizeof(*a));
@@ -406,20 +407,23 @@ bool phsm_next_attr(struct phsm_reader *list, struct phsm_attr_view *a)
 		fail(list, PHSM_ST_TRUNCATED);
 		return false;
 	}
-	a->type = le64_get(list->p);
-	a->len = le32_get(list->p + 8);
-	a->flags = le32_get(list->p + 12);
-	if (a->flags & ~(PHSM_ATTR_F_VALUE | PHSM_ATTR_F_QUERY |
-			 PHSM_ATTR_F_LENGTH | PHSM_ATTR_F_UNAVAILABLE)) {
+	/* Check before filling *a, so that a failed read yields zeroes. */
+	len = le32_get(list->p + 8);
+	flags = le32_get(list->p + 12);
+	if (flags & ~(PHSM_ATTR_F_VALUE | PHSM_ATTR_F_QUERY |
+		      PHSM_ATTR_F_LENGTH | PHSM_ATTR_F_UNAVAILABLE)) {
 		fail(list, PHSM_ST_BAD_VALUE);
 		return false;
 	}
-	n = (a->flags & PHSM_ATTR_F_VALUE) ? a->len : 0;
+	n = (flags & PHSM_ATTR_F_VALUE) ? len : 0;
 	if (n > list->left - entry) {
 		fail(list, PHSM_ST_TRUNCATED);
 		return false;
 	}
-	if (a->flags & PHSM_ATTR_F_VALUE)
+	a->type = le64_get(list->p);
+	a->len = len;
+	a->flags = flags;
+	if (flags & PHSM_ATTR_F_VALUE)
 		a->value = list->p + entry;
 	list->p += entry + n;
 	list->left -= entry + n;

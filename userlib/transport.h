@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transports: how a request reaches a card and its answer comes back.
+ *
+ * A transport is one application context on one card.  It carries whole
+ * messages and matches answers to requests by tag, so several threads may
+ * have requests in flight at once; it knows nothing of what the messages
+ * mean.  Implementations:
+ *
+ *   transport_socket.c	a Unix stream socket to phsm-fw
+ *   (next)		/dev/phsmN through the ioctls of uapi/phsm_ioctl.h
+ */
+#ifndef PHSM_LIB_TRANSPORT_H
+#define PHSM_LIB_TRANSPORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <phsm/pkcs11.h>
+
+struct phsm_transport;
+
+struct phsm_transport_ops {
+	/*
+	 * Send the request (a complete message; the transport writes its
+	 * own tag into the header) and wait for the answer with that tag,
+	 * returned in a malloc'ed buffer and framed (its header's length
+	 * matches), but otherwise unchecked.  CKR_OK, CKR_HOST_MEMORY,
+	 * CKR_DEVICE_REMOVED when the card went away (now or earlier) or
+	 * CKR_DEVICE_ERROR when it sent something that cannot be framed.
+	 */
+	CK_RV (*call)(struct phsm_transport *t, uint8_t *req, size_t len,
+		      uint8_t **resp, size_t *resp_len);
+	/* True once the transport has failed for good. */
+	bool (*dead)(struct phsm_transport *t);
+	/* Orderly end: the card drops this application context. */
+	void (*close)(struct phsm_transport *t);
+	/*
+	 * In a forked child: let go of the connection without sending
+	 * anything and without touching locks another thread of the parent
+	 * may have held.  The parent's connection stays intact.
+	 */
+	void (*abandon)(struct phsm_transport *t);
+};
+
+struct phsm_transport {
+	const struct phsm_transport_ops *ops;
+	atomic_uint refs;	/* owners: the card, and each call in flight */
+};
+
+/* Connect to phsm-fw's socket at @path. */
+CK_RV phsm_socket_open(const char *path, struct phsm_transport **out);
+
+static inline void phsm_transport_get(struct phsm_transport *t)
+{
+	atomic_fetch_add(&t->refs, 1);
+}
+
+static inline void phsm_transport_put(struct phsm_transport *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) == 1)
+		t->ops->close(t);
+}
+
+#endif /* PHSM_LIB_TRANSPORT_H */
