@@ -1059,6 +1059,7 @@ typedef CK_ULONG CK_RV;
 #define CKR_DEVICE_REMOVED                    0x00000032UL
 #define CKR_ENCRYPTED_DATA_INVALID            0x00000040UL
 #define CKR_ENCRYPTED_DATA_LEN_RANGE          0x00000041UL
+#define CKR_AEAD_DECRYPT_FAILED               0x00000042UL /* named by the 3.0 text, valued in 3.1 */
 #define CKR_FUNCTION_CANCELED                 0x00000050UL
 #define CKR_FUNCTION_NOT_PARALLEL             0x00000051UL
 #define CKR_FUNCTION_NOT_SUPPORTED            0x00000054UL
