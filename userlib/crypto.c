@@ -70,8 +70,12 @@ static CK_RV op_init(CK_SESSION_HANDLE h, unsigned int kind,
 		     CK_MECHANISM_PTR mech, CK_OBJECT_HANDLE key)
 {
 	struct lib_call c;
-	CK_RV rv = call_session(&c, h, PHSM_OP_OP_INIT);
+	CK_RV rv;
 
+	/* 5.8.1 and its siblings: a NULL mechanism ends the active operation. */
+	if (!mech)
+		return C_SessionCancel(h, kind_cancel_flag(kind));
+	rv = call_session(&c, h, PHSM_OP_OP_INIT);
 	phsm_put_u64(&c.w, kind);
 	if (rv == CKR_OK)
 		rv = put_mechanism(&c.w, mech, false);

@@ -136,9 +136,18 @@ void phsm_put_u64(struct phsm_writer *w, uint64_t v)
 		le64_put(p, v);
 }
 
+/* A NULL source with a length is the caller's error: fail, never read it. */
+static bool null_source(struct phsm_writer *w, const void *p, size_t n)
+{
+	if (p || !n)
+		return false;
+	w->failed = true;
+	return true;
+}
+
 void phsm_put_bytes(struct phsm_writer *w, const void *p, size_t n)
 {
-	uint8_t *d = put_field(w, PHSM_FT_BYTES, n);
+	uint8_t *d = null_source(w, p, n) ? NULL : put_field(w, PHSM_FT_BYTES, n);
 
 	if (d && n)
 		memcpy(d, p, n);
@@ -146,7 +155,8 @@ void phsm_put_bytes(struct phsm_writer *w, const void *p, size_t n)
 
 void phsm_put_u64_array(struct phsm_writer *w, const uint64_t *v, size_t n)
 {
-	uint8_t *d = n > SIZE_MAX / 8 ? NULL : put_field(w, PHSM_FT_U64_ARRAY, n * 8);
+	uint8_t *d = n > SIZE_MAX / 8 || null_source(w, v, n) ? NULL :
+		     put_field(w, PHSM_FT_U64_ARRAY, n * 8);
 
 	for (size_t i = 0; d && i < n; i++)
 		le64_put(d + 8 * i, v[i]);
@@ -188,7 +198,8 @@ void phsm_put_attr(struct phsm_writer *w, uint64_t type, uint32_t flags,
 		   uint32_t len, const void *value)
 {
 	size_t n = (flags & PHSM_ATTR_F_VALUE) ? len : 0;
-	uint8_t *a = reserve(w, sizeof(struct phsm_attr) + n);
+	uint8_t *a = null_source(w, value, n) ? NULL :
+		     reserve(w, sizeof(struct phsm_attr) + n);
 
 	if (!a)
 		return;
