@@ -12,11 +12,12 @@
 
 #include "mech.h"
 
-/* PKCS#11 3.0 names this return value in the text but not in its header. */
-#ifndef CKR_AEAD_DECRYPT_FAILED
-#define FW_AEAD_DECRYPT_FAILED CKR_ENCRYPTED_DATA_INVALID
-#else
+/* C_DecryptMessage's answer to a tag that does not verify (PKCS#11 3.0,
+ * 5.11.2); userlib/include/phsm/pkcs11.h does not define it (yet). */
+#ifdef CKR_AEAD_DECRYPT_FAILED
 #define FW_AEAD_DECRYPT_FAILED CKR_AEAD_DECRYPT_FAILED
+#else
+#define FW_AEAD_DECRYPT_FAILED 0x00000042UL
 #endif
 
 #define FW_AES_BLOCK	16

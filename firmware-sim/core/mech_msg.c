@@ -14,6 +14,12 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+/* Callers may pass NULL for empty inputs; OpenSSL and memcpy want a
+ * pointer. */
+static const uint8_t empty[1];
+
+#define NONNULL(p) ((p) ? (p) : empty)
+
 struct fw_msg {
 	enum phsm_op_kind kind;
 	struct fw_key *key;
@@ -204,6 +210,9 @@ static CK_RV message_iv(struct fw_msg *msg, const struct fw_msg_param *p)
 		memcpy(msg->iv, p->iv, p->iv_len);
 		return CKR_OK;
 	}
+	/* A generated IV goes back to the caller through param_out. */
+	if (p->iv_len > sizeof(((struct fw_msg_param_out *)0)->iv))
+		return CKR_ARGUMENTS_BAD;
 	if (p->iv_generator == CKG_GENERATE_RANDOM) {
 		if (RAND_bytes(msg->iv, (int)p->iv_len) != 1)
 			return CKR_DEVICE_ERROR;
@@ -301,6 +310,10 @@ CK_RV fw_msg_oneshot(struct fw_msg *msg, const struct fw_msg_param *p,
 	CK_RV rv;
 
 	po_clear(po);
+	if ((!in && in_len) || (!assoc && assoc_len))
+		return CKR_ARGUMENTS_BAD;
+	in = NONNULL(in);
+	assoc = NONNULL(assoc);
 	if (!enc && p->tag_len != p->tag_bits / 8)
 		return CKR_ARGUMENTS_BAD;
 	/* Size checks come first: a query must not use up an IV. */
@@ -325,6 +338,9 @@ CK_RV fw_msg_begin(struct fw_msg *msg, const struct fw_msg_param *p,
 {
 	CK_RV rv;
 
+	if (!assoc && assoc_len)
+		return CKR_ARGUMENTS_BAD;
+	assoc = NONNULL(assoc);
 	/* The core decides whether a message may start; one it abandoned
 	 * (after a malformed parameter, say) is dropped here. */
 	msg_reset(msg);
@@ -424,7 +440,8 @@ CK_RV fw_msg_next(struct fw_msg *msg, const struct fw_msg_param *p,
 	po_clear(po);
 	if (!msg->active)
 		return CKR_OPERATION_NOT_INITIALIZED;
-	if (flags & ~CKF_END_OF_MESSAGE)
+	in = NONNULL(in);
+	if (flags & ~CKF_END_OF_MESSAGE || (in == empty && in_len))
 		rv = CKR_ARGUMENTS_BAD;
 	else if (msg->kind == PHSM_OPK_ENCRYPT)
 		rv = next_encrypt(msg, in, in_len, end, out, out_len, po);

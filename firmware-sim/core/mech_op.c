@@ -106,6 +106,18 @@ bool fw_op_multipart(const struct fw_op *op)
 	return op->ops->update != NULL;
 }
 
+/* Callers may pass NULL for empty inputs; OpenSSL and memcpy want a
+ * pointer. */
+static const uint8_t empty[1];
+
+static bool input_ok(const uint8_t **p, size_t len)
+{
+	if (*p)
+		return true;
+	*p = empty;
+	return len == 0;
+}
+
 static bool makes_output(const struct fw_op *op)
 {
 	return op->kind == PHSM_OPK_ENCRYPT || op->kind == PHSM_OPK_DECRYPT;
@@ -118,6 +130,8 @@ CK_RV fw_op_oneshot(struct fw_op *op, const uint8_t *in, size_t in_len,
 	/* C_Encrypt and friends cannot finish a multi-part operation. */
 	if (op->started)
 		return CKR_OPERATION_ACTIVE;
+	if (!input_ok(&in, in_len) || !input_ok(&sig, sig_len))
+		return CKR_ARGUMENTS_BAD;
 	return op->ops->oneshot(op, in, in_len, sig, sig_len, out, out_len);
 }
 
@@ -129,6 +143,8 @@ CK_RV fw_op_update(struct fw_op *op, const uint8_t *in, size_t in_len,
 
 	if (!op->ops->update)
 		return CKR_FUNCTION_NOT_SUPPORTED;
+	if (!input_ok(&in, in_len))
+		return CKR_ARGUMENTS_BAD;
 	if (!out_len)
 		out_len = &none;
 	if (!makes_output(op)) {
@@ -160,6 +176,8 @@ CK_RV fw_op_final(struct fw_op *op, const uint8_t *sig, size_t sig_len,
 
 	if (!op->ops->final)
 		return CKR_FUNCTION_NOT_SUPPORTED;
+	if (!input_ok(&sig, sig_len))
+		return CKR_ARGUMENTS_BAD;
 	if (!out_len)
 		out_len = &none;
 	return op->ops->final(op, sig, sig_len, out, out_len);

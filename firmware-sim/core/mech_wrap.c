@@ -62,8 +62,9 @@ static CK_RV pkcs8_der(const struct fw_key *k, struct blob *b)
 
 /*
  * The bytes to wrap.  RFC 3394 takes multiples of 8 bytes, at least 16:
- * other secret values are padded with zero bytes, as PKCS#11 specifies
- * for CKM_AES_KEY_WRAP (unwrapping cuts them off again by CKA_VALUE_LEN).
+ * other secret values are padded with zero bytes, the convention PKCS#11
+ * uses for wrapping with block ciphers (unwrapping cuts them off again by
+ * CKA_VALUE_LEN).
  */
 static CK_RV wrap_input(const struct fw_mech_info *mi, const struct fw_key *k,
 			struct blob *b)
@@ -363,6 +364,8 @@ CK_RV fw_unwrap(const struct fw_mech *m, struct fw_key *unwrapping,
 	memset(key, 0, sizeof(*key));
 	if (!mi || !(mi->desc.flags & CKF_UNWRAP))
 		return CKR_MECHANISM_INVALID;
+	if (!wrapped && wrapped_len)
+		return CKR_ARGUMENTS_BAD;
 	if (cls != CKO_SECRET_KEY && cls != CKO_PRIVATE_KEY)
 		return CKR_TEMPLATE_INCONSISTENT;
 	rv = check_wrapping_key(mi, unwrapping, false);
