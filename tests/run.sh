@@ -1,0 +1,210 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# The whole of `make check`: build the normal and the sanitizer
+# (ASan/UBSan) trees, run every suite, count.
+#
+# Suites:
+#   build       make (normal, SAN=1): one check each
+#   unit        tests/unit/test_* (cmocka), both builds
+#   pkcs11      the PKCS#11 behaviour suite, both builds (the ASan suite
+#               loads the ASan library against an ASan phsm-fw)
+#   interop     pkcs11-tool, OpenSSL's pkcs11 engine, PyKCS11, p11-kit
+#   crash       SIGKILL the daemon while it stores objects
+#   malformed   malformed messages straight to the daemon's socket
+#   fuzz        libFuzzer on the firmware's request handling (bounded)
+#
+# Each suite's output goes to build/logs/<suite>.log; a failing suite
+# prints the tail of its log.  The last line is "N passed, N failed".
+#
+# Environment: PHSM_FUZZ_SECONDS (default 60), PHSM_SUITES (a subset of the
+# suite names above, space-separated, to run only those).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+# shellcheck source=tests/lib.sh
+. tests/lib.sh
+
+TOP=$PWD
+LOGS=$TOP/build/logs
+SUMMARY=$TOP/build/test-summary.txt
+FUZZ_SECONDS=${PHSM_FUZZ_SECONDS:-60}
+SUITES=${PHSM_SUITES:-build unit pkcs11 interop crash malformed fuzz}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+mkdir -p "$LOGS"
+rm -f "$SUMMARY"
+
+want() {
+	[[ " $SUITES " == *" $1 "* ]]
+}
+
+# count_cmocka LOG: sets P and F from cmocka's summary lines.
+count_cmocka() {
+	P=$(sed -nE 's/^\[  PASSED  \] ([0-9]+) test.*/\1/p' "$1" |
+		awk '{ s += $1 } END { print s + 0 }')
+	F=$(sed -nE 's/^\[  FAILED  \] ([0-9]+) test.*/\1/p' "$1" |
+		awk '{ s += $1 } END { print s + 0 }')
+}
+
+# count_checks LOG: sets P and F from PASS:/FAIL: lines.
+count_checks() {
+	P=$(grep -c '^PASS: ' "$1")
+	F=$(grep -c '^FAIL: ' "$1")
+}
+
+# report NAME LOG RC SECONDS: add P/F to the totals, print the suite line.
+# A non-zero exit with no failure counted, or no test at all, is one failure.
+report() {
+	local name=$1 log=$2 rc=$3 secs=$4 note=""
+	if [ "$rc" -ne 0 ] && [ "$F" -eq 0 ]; then
+		F=1
+		if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+			note=" (timed out)"
+		else
+			note=" (exit status $rc)"
+		fi
+	elif [ "$P" -eq 0 ] && [ "$F" -eq 0 ]; then
+		F=1
+		note=" (ran no test)"
+	fi
+	TOTAL_PASSED=$((TOTAL_PASSED + P))
+	TOTAL_FAILED=$((TOTAL_FAILED + F))
+	printf '%-28s %4d pass %4d fail %5ds%s\n' "$name" "$P" "$F" "$secs" "$note"
+	if [ "$F" -ne 0 ]; then
+		echo "---- last lines of ${log#"$TOP"/} ----"
+		tail -n 40 "$log" | sed 's/^/    /'
+		echo "----"
+	fi
+}
+
+# run_suite NAME KIND TIMEOUT CMD...: run CMD with its output in the log,
+# count it with count_KIND (cmocka or checks).
+run_suite() {
+	local name=$1 kind=$2 limit=$3 log start rc
+	shift 3
+	log=$LOGS/${name//\//-}.log
+	start=$SECONDS
+	timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	"count_$kind" "$log"
+	report "$name" "$log" "$rc" $((SECONDS - start))
+}
+
+# missing NAME WHAT: a suite that cannot run because WHAT was not built.
+missing() {
+	printf '%-28s %4d pass %4d fail        (%s not built)\n' "$1" 0 1 "$2"
+	TOTAL_FAILED=$((TOTAL_FAILED + 1))
+}
+
+build_tree() {
+	local name=$1 log=$LOGS/build-$1.log start=$SECONDS rc
+	shift
+	make -k -j"$JOBS" "$@" all tests >"$log" 2>&1 </dev/null
+	rc=$?
+	if [ "$rc" -eq 0 ]; then P=1 F=0; else P=0 F=1; fi
+	report "build/$name" "$log" 0 $((SECONDS - start))
+}
+
+# Unit tests of one tree: each tests/unit/test_*.c is one program,
+# counted from its cmocka summary; one that did not build is a failure.
+unit_suite() {
+	local tree=$1 dir=$2 src name found=0
+	for src in tests/unit/test_*.c; do
+		[ -e "$src" ] || continue
+		found=1
+		name=$(basename "$src" .c)
+		if [ -x "$dir/tests/$name" ]; then
+			run_suite "unit/$tree/$name" cmocka 300 "$dir/tests/$name"
+		else
+			missing "unit/$tree/$name" "$dir/tests/$name"
+		fi
+	done
+	[ "$found" -eq 1 ] || missing "unit/$tree" "tests/unit"
+}
+
+# The behaviour suite against a fresh daemon of the same tree.
+pkcs11_suite() {
+	local tree=$1 dir=$2 log
+	if [ ! -x "$dir/tests/pkcs11-suite" ] || [ ! -x "$dir/bin/phsm-fw" ] ||
+	   [ ! -f "$dir/lib/libphsm-pkcs11.so" ]; then
+		missing "pkcs11/$tree" "pkcs11-suite, phsm-fw or the library"
+		return
+	fi
+	PHSM_FW=$TOP/$dir/bin/phsm-fw
+	if ! fw_start "suite-$tree" --partitions 2; then
+		missing "pkcs11/$tree" "a running phsm-fw"
+		return
+	fi
+	PHSM_FW_SOCKETS=$FW_SOCK run_suite "pkcs11/$tree" cmocka 900 \
+		"$dir/tests/pkcs11-suite" "$TOP/$dir/lib/libphsm-pkcs11.so"
+	# The daemon's own health after the suite is one more check.
+	log=$LOGS/pkcs11-$tree-daemon.log
+	{ fw_stop_check "$FW_PID" "$FW_LOG"; cat "$FW_LOG"; } >"$log" 2>&1
+	count_checks "$log"
+	report "pkcs11/$tree/phsm-fw" "$log" 0 0
+}
+
+# A script suite, with the given daemon and library.
+script_suite() {
+	local name=$1 limit=$2
+	shift 2
+	run_suite "$name" checks "$limit" "$@"
+}
+
+ASAN_FW=build/asan/bin/phsm-fw
+[ -x "$ASAN_FW" ] || ASAN_FW=build/bin/phsm-fw
+# Sanitizer reports must fail loudly and be seen in the logs.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+echo "phsm test run: $SUITES"
+if want build; then
+	build_tree normal
+	build_tree asan SAN=1
+	ASAN_FW=build/asan/bin/phsm-fw
+	[ -x "$ASAN_FW" ] || ASAN_FW=build/bin/phsm-fw
+fi
+
+if want unit; then
+	unit_suite normal build
+	unit_suite asan build/asan
+fi
+
+if want pkcs11; then
+	pkcs11_suite normal build
+	pkcs11_suite asan build/asan
+fi
+
+if want interop; then
+	# The clients are ordinary programs, so they load the normal library;
+	# the daemon behind them is the sanitizer build.
+	for t in pkcs11-tool openssl pykcs11 p11-kit; do
+		PHSM_FW=$TOP/$ASAN_FW PHSM_MODULE=$TOP/build/lib/libphsm-pkcs11.so \
+			script_suite "interop/$t" 900 "tests/interop/$t.sh"
+	done
+fi
+
+if want crash; then
+	PHSM_FW=$TOP/build/bin/phsm-fw \
+		PHSM_MODULE=$TOP/build/lib/libphsm-pkcs11.so \
+		CRASH_CLIENT=$TOP/build/tests/crash-client \
+		script_suite crash 600 tests/crash/crash.sh 10
+fi
+
+if want malformed; then
+	PHSM_FW=$TOP/$ASAN_FW script_suite malformed 300 \
+		tests/malformed/malformed.sh
+fi
+
+if want fuzz; then
+	if [ -x build/fuzz/fuzz-decoder ]; then
+		script_suite fuzz $((FUZZ_SECONDS + 120)) \
+			tests/fuzz/fuzz.sh "$FUZZ_SECONDS"
+	else
+		missing fuzz "build/fuzz/fuzz-decoder"
+	fi
+fi
+
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed" | tee "$SUMMARY"
+[ "$TOTAL_FAILED" -eq 0 ]
