@@ -37,6 +37,10 @@ CODEC_SRCS := uapi/codec/phsm_codec.c
 include firmware-sim/firmware.mk
 include userlib/userlib.mk
 -include tests/tests.mk
+-include tools/phsmctl/phsmctl.mk
+-include driver/driver.mk
+-include firmware-sim/qemu/qemu.mk
+-include tests/vm/vm.mk
 
 deps:
 	./scripts/install-deps.sh

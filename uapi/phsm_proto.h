@@ -254,9 +254,17 @@ enum phsm_opcode {
 	PHSM_OP_SEED_RANDOM		= 0x0070, /* U64 sess, BYTES seed */
 	PHSM_OP_GENERATE_RANDOM		= 0x0071, /* U64 sess, U64 len -> BYTES random */
 
-	/* Transport housekeeping */
+	/*
+	 * Transport housekeeping.  On a plain connection the connection is
+	 * the application.  A bridge connection (phsm-fw --bridge, used by
+	 * the QEMU device) multiplexes applications: header.app_ctx names
+	 * one, APP_OPEN must come before its first command (else
+	 * PHSM_ST_BAD_CONTEXT), and closing the connection closes them all.
+	 * APP_OPEN on a plain connection is PHSM_ST_BAD_CONTEXT.
+	 */
 	PHSM_OP_APP_CLOSE		= 0x0080, /* -: drop everything of header.app_ctx */
 	PHSM_OP_NOP			= 0x0081, /* -: does nothing (round-trip measurement) */
+	PHSM_OP_APP_OPEN		= 0x0082, /* -: bridge only: open header.app_ctx */
 
 	/* 0x0100 - 0x01ff: Luna CA_ extensions (cloning, domains, clusters) */
 };
