@@ -307,6 +307,14 @@ CK_RV fw_session_get(struct fw_card *card, uint64_t app, uint64_t handle,
 	return CKR_OK;
 }
 
+/* Is @handle an open session?  Caller holds card->lock. */
+bool fw_session_live_locked(struct fw_card *card, uint64_t handle)
+{
+	struct fw_session *s = session_lookup(card, handle);
+
+	return s && s->live;
+}
+
 void fw_session_put(struct fw_card *card, struct fw_session *s)
 {
 	pthread_mutex_unlock(&s->lock);

@@ -191,6 +191,7 @@ CK_USER_TYPE fw_login_of(struct fw_card *card, uint64_t app, unsigned int part);
 CK_RV fw_session_get(struct fw_card *card, uint64_t app, uint64_t handle,
 		     struct fw_session **out);
 void fw_session_put(struct fw_card *card, struct fw_session *s);
+bool fw_session_live_locked(struct fw_card *card, uint64_t handle);
 void fw_session_reset_ops(struct fw_session *s);
 void fw_close_sessions(struct fw_card *card, uint64_t app, unsigned int part,
 		       bool all_parts);

@@ -143,8 +143,9 @@ CK_RV fw_op_new(enum phsm_op_kind kind, const struct fw_mech *m,
 		struct fw_key *key, struct fw_op **out);
 void fw_op_free(struct fw_op *op);
 /* False for mechanisms that are single-part only (CKM_ECDSA, CKM_RSA_PKCS
- * sign, CKM_EDDSA, RSA encryption...): the core then refuses update/final
- * with CKR_FUNCTION_NOT_SUPPORTED without ending the operation. */
+ * sign, CKM_EDDSA, RSA encryption...): the core then answers update/final
+ * with CKR_FUNCTION_NOT_SUPPORTED, which like any error ends the operation
+ * (PKCS#11 5.13.3; pkcs11-tool --test relies on it). */
 bool fw_op_multipart(const struct fw_op *op);
 CK_RV fw_op_oneshot(struct fw_op *op, const uint8_t *in, size_t in_len,
 		    const uint8_t *sig, size_t sig_len,

@@ -606,6 +606,7 @@ CK_RV fw_obj_build(struct fw_card *card, const struct fw_session *s,
 		   struct fw_obj **out)
 {
 	struct fw_attr given = { 0 };
+	bool had_cv = false;
 	struct fw_key *key = NULL;
 	struct fw_obj *o;
 	uint64_t handle;
@@ -623,6 +624,7 @@ CK_RV fw_obj_build(struct fw_card *card, const struct fw_session *s,
 		const struct fw_attr *cv = fw_attrs_find(attrs, CKA_CHECK_VALUE);
 
 		if (cv) {
+			had_cv = true;
 			given = *cv;
 			given.value = NULL;
 			if (cv->len && !(given.value = malloc(cv->len)))
@@ -635,7 +637,7 @@ CK_RV fw_obj_build(struct fw_card *card, const struct fw_session *s,
 		if (rv == CKR_OK)
 			rv = fw_key_derived_attrs(key, attrs);
 		if (rv == CKR_OK && cls == CKO_SECRET_KEY)
-			rv = settle_check_value(attrs, cv ? &given : NULL);
+			rv = settle_check_value(attrs, had_cv ? &given : NULL);
 		free(given.value);
 		if (rv != CKR_OK) {
 			if (key)
@@ -685,7 +687,13 @@ CK_RV fw_obj_publish(struct fw_card *card, struct fw_obj **objs, size_t n)
 		rv = fw_store_put_objects(card->store, n, objs);
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&card->lock);
+		/* A session closed by another thread meanwhile takes its
+		 * session objects with it: do not add orphans. */
 		for (size_t i = 0; i < n; i++)
+			if (!objs[i]->token &&
+			    !fw_session_live_locked(card, objs[i]->session))
+				rv = CKR_SESSION_CLOSED;
+		for (size_t i = 0; rv == CKR_OK && i < n; i++)
 			obj_link(card, objs[i]);
 		pthread_mutex_unlock(&card->lock);
 	}

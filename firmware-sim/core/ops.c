@@ -94,8 +94,13 @@ static bool call_ends(CK_RV rv, bool query)
 {
 	if (rv == CKR_BUFFER_TOO_SMALL || (rv == CKR_OK && query))
 		return false;
-	/* Misuse that PKCS#11 answers without touching the operation. */
-	return rv != CKR_OPERATION_ACTIVE && rv != CKR_FUNCTION_NOT_SUPPORTED;
+	/*
+	 * A one-shot call after an update names the operation that is still
+	 * active and leaves it so.  Every other failure ends the operation,
+	 * CKR_FUNCTION_NOT_SUPPORTED for an update of a single-part mechanism
+	 * included: clients (pkcs11-tool --test) start over with a new init.
+	 */
+	return rv != CKR_OPERATION_ACTIVE;
 }
 
 /*

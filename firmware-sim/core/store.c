@@ -144,19 +144,26 @@ static int create_master_key(const char *dir, const char *path, uint8_t *key,
 	return 0;
 }
 
-static int load_master_key(const char *dir, uint8_t *key, bool *created,
+/*
+ * Read DIR/master.key, or make one when the store is new.  A store that
+ * already holds sealed data and has lost its key is refused: a new key
+ * would only hide the loss.
+ */
+static int load_master_key(const char *dir, uint8_t *key, bool may_create,
 			   char *err, size_t err_len)
 {
 	char path[PATH_LEN];
 	struct stat sb;
 	int fd;
 
-	*created = false;
 	snprintf(path, sizeof(path), "%s/master.key", dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT) {
-		*created = true;
+	if (fd < 0 && errno == ENOENT && may_create)
 		return create_master_key(dir, path, key, err, err_len);
+	if (fd < 0 && errno == ENOENT) {
+		set_err(err, err_len, "%s is missing; the store in %s cannot be"
+			" read without it", path, dir);
+		return -1;
 	}
 	if (fd < 0) {
 		set_err(err, err_len, "cannot open %s: %s", path, strerror(errno));
@@ -358,6 +365,8 @@ static int meta_get(struct fw_store *st, const char *name, void *v, size_t len)
 
 /* ---- opening ---------------------------------------------------------- */
 
+static int make_serial(struct fw_store *st);
+
 static const uint8_t key_check_text[] = "phsm master key check";
 
 /*
@@ -439,8 +448,7 @@ static int open_db(struct fw_store *st, const char *dir, char *err,
 	}
 	sqlite3_busy_timeout(st->db, 5000);
 	if (exec(st, "PRAGMA journal_mode=WAL") != SQLITE_OK ||
-	    exec(st, "PRAGMA synchronous=FULL") != SQLITE_OK ||
-	    exec(st, schema) != SQLITE_OK) {
+	    exec(st, "PRAGMA synchronous=FULL") != SQLITE_OK) {
 		set_err(err, err_len, "cannot set up %s: %s", path,
 			sqlite3_errmsg(st->db));
 		return -1;
@@ -452,8 +460,7 @@ int fw_store_open(const char *dir, struct fw_store **out, char *err,
 		  size_t err_len)
 {
 	struct fw_store *st;
-	uint8_t ver[8];
-	bool created;
+	uint8_t ver[8], probe[1 + NONCE_LEN + sizeof(key_check_text) + TAG_LEN];
 	int got;
 
 	if (strlen(dir) > DIR_MAX) {
@@ -471,9 +478,17 @@ int fw_store_open(const char *dir, struct fw_store **out, char *err,
 	}
 	st->lock_fd = -1;
 	if (lock_dir(dir, &st->lock_fd, err, err_len) ||
-	    load_master_key(dir, st->key, &created, err, err_len) ||
 	    open_db(st, dir, err, err_len))
 		goto fail;
+	/* Schema and first-start values in one transaction: one commit. */
+	if (begin(st) != SQLITE_OK || exec(st, schema) != SQLITE_OK) {
+		set_err(err, err_len, "%s: cannot set up the store: %s", dir,
+			sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	got = meta_get(st, "key_check", probe, sizeof(probe));
+	if (load_master_key(dir, st->key, got == 1, err, err_len))
+		goto rollback;
 	got = meta_get(st, "version", ver, sizeof(ver));
 	if (got == 1) {
 		fw_put_le64(ver, SCHEMA_VERSION);
@@ -481,16 +496,22 @@ int fw_store_open(const char *dir, struct fw_store **out, char *err,
 			got = -1;
 	} else if (got == 0 && fw_get_le64(ver) != SCHEMA_VERSION) {
 		set_err(err, err_len, "%s: unknown store version", dir, "");
-		goto fail;
+		goto rollback;
 	}
-	if (got < 0) {
-		set_err(err, err_len, "%s: cannot read the store version", dir, "");
-		goto fail;
+	if (got < 0 || make_serial(st)) {
+		set_err(err, err_len, "%s: cannot read the store's identity", dir, "");
+		goto rollback;
 	}
 	if (check_master_key(st, err, err_len))
+		goto rollback;
+	if (finish(st, SQLITE_OK) != CKR_OK) {
+		set_err(err, err_len, "%s: cannot commit the store set-up", dir, "");
 		goto fail;
+	}
 	*out = st;
 	return 0;
+rollback:
+	exec(st, "ROLLBACK");
 fail:
 	fw_store_close(st);
 	return -1;
@@ -510,29 +531,33 @@ void fw_store_close(struct fw_store *st)
 
 /* ---- loading ---------------------------------------------------------- */
 
+/* First start: a random serial, 12 hex digits, blank padded. */
+static int make_serial(struct fw_store *st)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	uint8_t serial[PHSM_SERIAL_LEN], rnd[6];
+	int got = meta_get(st, "serial", serial, sizeof(serial));
+
+	if (got != 1)
+		return got;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -1;
+	memset(serial, ' ', sizeof(serial));
+	for (int i = 0; i < 6; i++) {
+		serial[2 * i] = (uint8_t)hex[rnd[i] >> 4];
+		serial[2 * i + 1] = (uint8_t)hex[rnd[i] & 15];
+	}
+	return meta_put(st, "serial", serial, sizeof(serial)) == SQLITE_OK ? 0 : -1;
+}
+
 int fw_store_load_meta(struct fw_store *st, uint8_t serial[PHSM_SERIAL_LEN],
 		       uint64_t *handle_limit)
 {
 	uint8_t le[8];
 	int got = meta_get(st, "serial", serial, PHSM_SERIAL_LEN);
 
-	if (got < 0)
+	if (got != 0)
 		return -1;
-	if (got == 1) {
-		/* First start: a random serial, 12 hex digits, blank padded. */
-		static const char hex[] = "0123456789ABCDEF";
-		uint8_t rnd[6];
-
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			return -1;
-		memset(serial, ' ', PHSM_SERIAL_LEN);
-		for (int i = 0; i < 6; i++) {
-			serial[2 * i] = (uint8_t)hex[rnd[i] >> 4];
-			serial[2 * i + 1] = (uint8_t)hex[rnd[i] & 15];
-		}
-		if (meta_put(st, "serial", serial, PHSM_SERIAL_LEN) != SQLITE_OK)
-			return -1;
-	}
 	got = meta_get(st, "handle_limit", le, sizeof(le));
 	if (got < 0)
 		return -1;

@@ -443,9 +443,10 @@ CK_RV fw_login(struct fw_card *card, struct fw_session *s, CK_USER_TYPE type,
 	rv = verify_pin(card, s->part, type, pin, len, NULL);
 	if (rv != CKR_OK)
 		return rv;
-	/* Another thread of the application may have logged in meanwhile. */
+	/* Another thread of the application may have logged in meanwhile,
+	 * or closed this session. */
 	pthread_mutex_lock(&card->lock);
-	rv = login_allowed(card, s, type);
+	rv = s->live ? login_allowed(card, s, type) : CKR_SESSION_CLOSED;
 	if (rv == CKR_OK)
 		fw_app_find(card, s->app)->login[s->part] = type;
 	pthread_mutex_unlock(&card->lock);

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -35,7 +36,10 @@
 
 #define HDR_LEN		sizeof(struct phsm_msg_hdr)
 #define INFLIGHT_MAX	64	/* queued requests per connection */
+#define QUEUED_MAX	(64u << 20)	/* queued request bytes per connection */
 #define EXIT_USAGE	2
+
+static const struct timeval send_timeout = { .tv_sec = 30 };
 
 struct conn {
 	int fd;
@@ -43,6 +47,7 @@ struct conn {
 	pthread_mutex_t lock;	/* inflight, write side */
 	pthread_cond_t idle;
 	unsigned int inflight;
+	size_t queued;		/* bytes of the requests in flight */
 	bool broken;		/* a write failed: stop reading too */
 	struct conn *next;	/* the daemon's list */
 };
@@ -138,10 +143,11 @@ static void answer(struct conn *c, const uint8_t *req, size_t len)
 
 /* ---- workers ---------------------------------------------------------- */
 
-static void job_done(struct conn *c)
+static void job_done(struct conn *c, size_t len)
 {
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
+	c->queued -= len;
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -166,7 +172,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&queue_lock);
 
 		answer(j->conn, j->req, j->len);
-		job_done(j->conn);
+		job_done(j->conn, j->len);
 		free(j->req);
 		free(j);
 	}
@@ -213,6 +219,11 @@ static uint8_t *read_request(struct conn *c, size_t *len)
 		answer(c, hdr, sizeof(hdr));
 		return NULL;
 	}
+	/* Bound the memory one client can pin with queued requests. */
+	pthread_mutex_lock(&c->lock);
+	while (c->inflight && c->queued + n > QUEUED_MAX)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
 	req = malloc(n);
 	if (!req) {
 		logmsg("out of memory for a %u-byte request", n);
@@ -266,6 +277,7 @@ static void *reader(void *arg)
 		j->len = len;
 		pthread_mutex_lock(&c->lock);
 		c->inflight++;
+		c->queued += len;
 		pthread_mutex_unlock(&c->lock);
 		enqueue(j);
 	}
@@ -290,6 +302,13 @@ static void start_conn(int fd)
 		close(fd);
 		return;
 	}
+	/*
+	 * A client that stops reading its answers must not hold a worker
+	 * forever: a write that cannot progress for this long gives up and
+	 * ends the connection.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+		   sizeof(send_timeout));
 	c->fd = fd;
 	c->app = fw_card_app_open(card);
 	if (!c->app) {
@@ -570,7 +589,8 @@ int main(int argc, char **argv)
 	int lfd;
 
 	if (parse_args(argc, argv, &o)) {
-		usage(stderr);
+		fprintf(stderr, "usage: phsm-fw --state DIR --socket PATH"
+			" [options]; see phsm-fw --help\n");
 		return EXIT_USAGE;
 	}
 	if (!o.workers)
