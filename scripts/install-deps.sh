@@ -16,6 +16,7 @@ PACKAGES="
 	python3 python3-pykcs11
 	p11-kit gnutls-bin
 	linux-libc-dev
+	libpci-dev pciutils
 "
 
 installed() {

@@ -8,7 +8,7 @@
 #   unit        tests/unit/test_* (cmocka), both builds
 #   pkcs11      the PKCS#11 behaviour suite, both builds (the ASan suite
 #               loads the ASan library against an ASan phsm-fw)
-#   interop     pkcs11-tool, OpenSSL's pkcs11 engine, PyKCS11, p11-kit
+#   interop     pkcs11-tool, OpenSSL's pkcs11 engine, PyKCS11, p11-kit, phsmctl
 #   crash       SIGKILL the daemon while it stores objects
 #   malformed   malformed messages straight to the daemon's socket
 #   fuzz        libFuzzer on the firmware's request handling (bounded)
@@ -179,7 +179,7 @@ fi
 if want interop; then
 	# The clients are ordinary programs, so they load the normal library;
 	# the daemon behind them is the sanitizer build.
-	for t in pkcs11-tool openssl pykcs11 p11-kit; do
+	for t in pkcs11-tool openssl pykcs11 p11-kit phsmctl; do
 		PHSM_FW=$TOP/$ASAN_FW PHSM_MODULE=$TOP/build/lib/libphsm-pkcs11.so \
 			script_suite "interop/$t" 900 "tests/interop/$t.sh"
 	done

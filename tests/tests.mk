@@ -20,7 +20,17 @@ $(TEST_BIN)/test_codec: $(call objs,tests/unit/test_codec.c $(CODEC_SRCS))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(filter-out $(TEST_BIN)/test_codec,$(UNIT_BINS)): $(TEST_BIN)/%: \
+# The device transport's test: the library's objects, with ioctl() and
+# close() wrapped by a fake driver in front of the firmware core.
+DEVT_TEST := $(TEST_BIN)/test_lib_devtransport
+
+$(DEVT_TEST): $(OBJ)/tests/unit/test_lib_devtransport.o \
+		$(call objs,$(LIB_SRCS)) $(FW_CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -Wl,--wrap=ioctl -Wl,--wrap=close \
+		-o $@ $^ $(TEST_LIBS) $(LDLIBS)
+
+$(filter-out $(TEST_BIN)/test_codec $(DEVT_TEST),$(UNIT_BINS)): $(TEST_BIN)/%: \
 		$(OBJ)/tests/unit/%.o $(FW_CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LDLIBS)

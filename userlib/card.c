@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "lib.h"
 #include "transport.h"
@@ -109,6 +110,16 @@ static bool query_card_info(struct lib_card *card, struct phsm_transport *t,
 	return ok;
 }
 
+/* A character device is a driver's card; anything else a socket. */
+static CK_RV open_transport(const char *path, struct phsm_transport **t)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0 && S_ISCHR(st.st_mode))
+		return phsm_dev_open(path, t);
+	return phsm_socket_open(path, t);
+}
+
 bool lib_card_connect(struct lib_card *card)
 {
 	struct phsm_transport *t, *old;
@@ -122,7 +133,7 @@ bool lib_card_connect(struct lib_card *card)
 	}
 	lib_unlock(card->lock);
 
-	if (phsm_socket_open(card->path, &t) != CKR_OK)
+	if (open_transport(card->path, &t) != CKR_OK)
 		return false;
 	if (!query_card_info(card, t, &info)) {
 		phsm_transport_put(t);

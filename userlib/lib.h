@@ -91,7 +91,7 @@ struct lib_msg_mech {
 
 struct lib_card {
 	unsigned int index;
-	char *path;			/* socket path */
+	char *path;			/* socket or device path */
 	struct lib_mutex *lock;		/* guards everything below */
 	struct phsm_transport *conn;	/* NULL until connected */
 	unsigned int generation;	/* of conn: connections made before it */

@@ -8,7 +8,7 @@
  * mean.  Implementations:
  *
  *   transport_socket.c	a Unix stream socket to phsm-fw
- *   (next)		/dev/phsmN through the ioctls of uapi/phsm_ioctl.h
+ *   transport_dev.c	/dev/phsmN through the ioctls of uapi/phsm_ioctl.h
  */
 #ifndef PHSM_LIB_TRANSPORT_H
 #define PHSM_LIB_TRANSPORT_H
@@ -52,6 +52,8 @@ struct phsm_transport {
 
 /* Connect to phsm-fw's socket at @path. */
 CK_RV phsm_socket_open(const char *path, struct phsm_transport **out);
+/* Open the phsm driver's character device at @path (a new context). */
+CK_RV phsm_dev_open(const char *path, struct phsm_transport **out);
 
 static inline void phsm_transport_get(struct phsm_transport *t)
 {
