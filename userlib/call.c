@@ -149,9 +149,34 @@ CK_RV call_session_simple(CK_SESSION_HANDLE h, uint16_t opcode)
 	return call_end(&c, rv);
 }
 
+CK_RV call_session_u64(CK_SESSION_HANDLE h, uint16_t opcode, uint64_t arg)
+{
+	struct lib_call c;
+	CK_RV rv = call_session(&c, h, opcode);
+
+	phsm_put_u64(&c.w, arg);
+	if (rv == CKR_OK)
+		rv = call_run(&c);
+	return call_end(&c, rv);
+}
+
 uint64_t out_capacity(const void *buf, const CK_ULONG *len)
 {
 	return buf ? (uint64_t)*len : PHSM_OUT_QUERY;
+}
+
+/* Answer "U64 handle" into *out, once the whole answer checked out. */
+CK_RV read_handle(struct lib_call *c, CK_RV rv, CK_OBJECT_HANDLE *out)
+{
+	uint64_t h;
+
+	if (rv != CKR_OK)
+		return rv;
+	h = phsm_get_u64(&c->r);
+	if (!call_done(c) || h == CK_INVALID_HANDLE)
+		return CKR_DEVICE_ERROR;
+	*out = h;
+	return CKR_OK;
 }
 
 /*

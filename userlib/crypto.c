@@ -33,16 +33,6 @@ void op_abort(CK_SESSION_HANDLE h, unsigned int kind)
 	C_SessionCancel(h, kind_cancel_flag(kind));
 }
 
-/* Input data: NULL only when empty, and small enough for one message. */
-static CK_RV check_input(const void *p, CK_ULONG len)
-{
-	if (!p && len)
-		return CKR_ARGUMENTS_BAD;
-	if (len > LIB_DATA_MAX)
-		return CKR_DATA_LEN_RANGE;
-	return CKR_OK;
-}
-
 /* End a call the library refused, and with it the card's operation. */
 static CK_RV refuse(struct lib_call *c, CK_SESSION_HANDLE h,
 		    unsigned int kind, CK_RV rv)
@@ -64,6 +54,25 @@ static CK_RV read_no_output(struct lib_call *c, CK_RV rv)
 	if (c->r.status != PHSM_ST_OK || n)
 		return CKR_DEVICE_ERROR;
 	return CKR_OK;
+}
+
+/*
+ * The end of every one-shot, update and final call: the output capacity
+ * (0 for a call without output), then the answer, whose data must be
+ * empty for a call without output.
+ */
+static CK_RV op_run(struct lib_call *c, bool has_output, CK_BYTE_PTR out,
+		    CK_ULONG_PTR out_len)
+{
+	CK_RV rv;
+
+	phsm_put_u64(&c->w, has_output ? out_capacity(out, out_len) : 0);
+	rv = call_run(c);
+	if (has_output)
+		rv = read_output(c, rv, out, out_len);
+	else
+		rv = read_no_output(c, rv);
+	return call_end(c, rv);
 }
 
 static CK_RV op_init(CK_SESSION_HANDLE h, unsigned int kind,
@@ -97,9 +106,9 @@ static CK_RV op_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 
 	if (rv != CKR_OK)
 		return call_end(&c, rv);
-	rv = check_input(in, in_len);
+	rv = check_data(in, in_len);
 	if (rv == CKR_OK)
-		rv = check_input(sig, sig_len);
+		rv = check_data(sig, sig_len);
 	if (rv == CKR_OK && !verify && !out_len)
 		rv = CKR_ARGUMENTS_BAD;
 	if (rv != CKR_OK)
@@ -107,13 +116,7 @@ static CK_RV op_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 	phsm_put_u64(&c.w, kind);
 	phsm_put_bytes(&c.w, in, in_len);
 	phsm_put_bytes(&c.w, sig, sig_len);
-	phsm_put_u64(&c.w, verify ? 0 : out_capacity(out, out_len));
-	rv = call_run(&c);
-	if (verify)
-		rv = read_no_output(&c, rv);
-	else
-		rv = read_output(&c, rv, out, out_len);
-	return call_end(&c, rv);
+	return op_run(&c, !verify, out, out_len);
 }
 
 /* @out_len NULL: an update that produces no output (digest, sign, verify). */
@@ -126,20 +129,14 @@ CK_RV op_update(CK_SESSION_HANDLE h, unsigned int kind, CK_BYTE_PTR in,
 
 	if (rv != CKR_OK)
 		return call_end(&c, rv);
-	rv = check_input(in, in_len);
+	rv = check_data(in, in_len);
 	if (rv == CKR_OK && has_output && !out_len)
 		rv = CKR_ARGUMENTS_BAD;
 	if (rv != CKR_OK)
 		return refuse(&c, h, kind, rv);
 	phsm_put_u64(&c.w, kind);
 	phsm_put_bytes(&c.w, in, in_len);
-	phsm_put_u64(&c.w, has_output ? out_capacity(out, out_len) : 0);
-	rv = call_run(&c);
-	if (has_output)
-		rv = read_output(&c, rv, out, out_len);
-	else
-		rv = read_no_output(&c, rv);
-	return call_end(&c, rv);
+	return op_run(&c, has_output, out, out_len);
 }
 
 static CK_RV op_final(CK_SESSION_HANDLE h, unsigned int kind,
@@ -152,20 +149,14 @@ static CK_RV op_final(CK_SESSION_HANDLE h, unsigned int kind,
 
 	if (rv != CKR_OK)
 		return call_end(&c, rv);
-	rv = check_input(sig, sig_len);
+	rv = check_data(sig, sig_len);
 	if (rv == CKR_OK && !verify && !out_len)
 		rv = CKR_ARGUMENTS_BAD;
 	if (rv != CKR_OK)
 		return refuse(&c, h, kind, rv);
 	phsm_put_u64(&c.w, kind);
 	phsm_put_bytes(&c.w, sig, sig_len);
-	phsm_put_u64(&c.w, verify ? 0 : out_capacity(out, out_len));
-	rv = call_run(&c);
-	if (verify)
-		rv = read_no_output(&c, rv);
-	else
-		rv = read_output(&c, rv, out, out_len);
-	return call_end(&c, rv);
+	return op_run(&c, !verify, out, out_len);
 }
 
 /* ---- encryption --------------------------------------------------- */
@@ -262,13 +253,7 @@ PHSM_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
 
 PHSM_EXPORT CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
-	struct lib_call c;
-	CK_RV rv = call_session(&c, hSession, PHSM_OP_DIGEST_KEY);
-
-	phsm_put_u64(&c.w, hKey);
-	if (rv == CKR_OK)
-		rv = call_run(&c);
-	return call_end(&c, rv);
+	return call_session_u64(hSession, PHSM_OP_DIGEST_KEY, hKey);
 }
 
 PHSM_EXPORT CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,

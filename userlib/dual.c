@@ -11,18 +11,39 @@
  */
 #include "lib.h"
 
+/* Encrypt, then feed the same plaintext to the @then operation. */
+static CK_RV encrypt_then(CK_SESSION_HANDLE h, unsigned int then,
+			  CK_BYTE_PTR part, CK_ULONG part_len,
+			  CK_BYTE_PTR enc, CK_ULONG_PTR enc_len)
+{
+	CK_RV rv = op_update(h, PHSM_OPK_ENCRYPT, part, part_len, enc,
+			     enc_len);
+
+	if (rv != CKR_OK || !enc)
+		return rv;
+	return op_update(h, then, part, part_len, NULL, NULL);
+}
+
+/* Decrypt, then feed the plaintext it gave to the @then operation. */
+static CK_RV decrypt_then(CK_SESSION_HANDLE h, unsigned int then,
+			  CK_BYTE_PTR enc, CK_ULONG enc_len,
+			  CK_BYTE_PTR part, CK_ULONG_PTR part_len)
+{
+	CK_RV rv = op_update(h, PHSM_OPK_DECRYPT, enc, enc_len, part,
+			     part_len);
+
+	if (rv != CKR_OK || !part)
+		return rv;
+	return op_update(h, then, part, *part_len, NULL, NULL);
+}
+
 PHSM_EXPORT CK_RV C_DigestEncryptUpdate(CK_SESSION_HANDLE hSession,
 					CK_BYTE_PTR pPart, CK_ULONG ulPartLen,
 					CK_BYTE_PTR pEncryptedPart,
 					CK_ULONG_PTR pulEncryptedPartLen)
 {
-	CK_RV rv = op_update(hSession, PHSM_OPK_ENCRYPT, pPart, ulPartLen,
-			     pEncryptedPart, pulEncryptedPartLen);
-
-	if (rv != CKR_OK || !pEncryptedPart)
-		return rv;
-	return op_update(hSession, PHSM_OPK_DIGEST, pPart, ulPartLen, NULL,
-			 NULL);
+	return encrypt_then(hSession, PHSM_OPK_DIGEST, pPart, ulPartLen,
+			    pEncryptedPart, pulEncryptedPartLen);
 }
 
 PHSM_EXPORT CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession,
@@ -31,13 +52,8 @@ PHSM_EXPORT CK_RV C_DecryptDigestUpdate(CK_SESSION_HANDLE hSession,
 					CK_BYTE_PTR pPart,
 					CK_ULONG_PTR pulPartLen)
 {
-	CK_RV rv = op_update(hSession, PHSM_OPK_DECRYPT, pEncryptedPart,
-			     ulEncryptedPartLen, pPart, pulPartLen);
-
-	if (rv != CKR_OK || !pPart)
-		return rv;
-	return op_update(hSession, PHSM_OPK_DIGEST, pPart, *pulPartLen, NULL,
-			 NULL);
+	return decrypt_then(hSession, PHSM_OPK_DIGEST, pEncryptedPart,
+			    ulEncryptedPartLen, pPart, pulPartLen);
 }
 
 PHSM_EXPORT CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession,
@@ -45,12 +61,8 @@ PHSM_EXPORT CK_RV C_SignEncryptUpdate(CK_SESSION_HANDLE hSession,
 				      CK_BYTE_PTR pEncryptedPart,
 				      CK_ULONG_PTR pulEncryptedPartLen)
 {
-	CK_RV rv = op_update(hSession, PHSM_OPK_ENCRYPT, pPart, ulPartLen,
-			     pEncryptedPart, pulEncryptedPartLen);
-
-	if (rv != CKR_OK || !pEncryptedPart)
-		return rv;
-	return op_update(hSession, PHSM_OPK_SIGN, pPart, ulPartLen, NULL, NULL);
+	return encrypt_then(hSession, PHSM_OPK_SIGN, pPart, ulPartLen,
+			    pEncryptedPart, pulEncryptedPartLen);
 }
 
 PHSM_EXPORT CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession,
@@ -59,11 +71,6 @@ PHSM_EXPORT CK_RV C_DecryptVerifyUpdate(CK_SESSION_HANDLE hSession,
 					CK_BYTE_PTR pPart,
 					CK_ULONG_PTR pulPartLen)
 {
-	CK_RV rv = op_update(hSession, PHSM_OPK_DECRYPT, pEncryptedPart,
-			     ulEncryptedPartLen, pPart, pulPartLen);
-
-	if (rv != CKR_OK || !pPart)
-		return rv;
-	return op_update(hSession, PHSM_OPK_VERIFY, pPart, *pulPartLen, NULL,
-			 NULL);
+	return decrypt_then(hSession, PHSM_OPK_VERIFY, pEncryptedPart,
+			    ulEncryptedPartLen, pPart, pulPartLen);
 }

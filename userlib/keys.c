@@ -10,19 +10,6 @@
 /* Random bytes asked for per request, well inside one message. */
 #define RANDOM_CHUNK (1u << 20)
 
-static CK_RV read_key(struct lib_call *c, CK_RV rv, CK_OBJECT_HANDLE *out)
-{
-	uint64_t h;
-
-	if (rv != CKR_OK)
-		return rv;
-	h = phsm_get_u64(&c->r);
-	if (!call_done(c) || h == CK_INVALID_HANDLE)
-		return CKR_DEVICE_ERROR;
-	*out = h;
-	return CKR_OK;
-}
-
 PHSM_EXPORT CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession,
 				CK_MECHANISM_PTR pMechanism,
 				CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
@@ -38,7 +25,7 @@ PHSM_EXPORT CK_RV C_GenerateKey(CK_SESSION_HANDLE hSession,
 	if (rv == CKR_OK)
 		rv = put_template(&c.w, pTemplate, ulCount);
 	if (rv == CKR_OK)
-		rv = read_key(&c, call_run(&c), phKey);
+		rv = read_handle(&c, call_run(&c), phKey);
 	return call_end(&c, rv);
 }
 
@@ -122,7 +109,7 @@ PHSM_EXPORT CK_RV C_UnwrapKey(CK_SESSION_HANDLE hSession,
 	if (rv == CKR_OK)
 		rv = put_template(&c.w, pTemplate, ulAttributeCount);
 	if (rv == CKR_OK)
-		rv = read_key(&c, call_run(&c), phKey);
+		rv = read_handle(&c, call_run(&c), phKey);
 	return call_end(&c, rv);
 }
 
@@ -144,7 +131,7 @@ PHSM_EXPORT CK_RV C_DeriveKey(CK_SESSION_HANDLE hSession,
 	if (rv == CKR_OK)
 		rv = put_template(&c.w, pTemplate, ulAttributeCount);
 	if (rv == CKR_OK)
-		rv = read_key(&c, call_run(&c), phKey);
+		rv = read_handle(&c, call_run(&c), phKey);
 	return call_end(&c, rv);
 }
 

@@ -175,11 +175,15 @@ CK_RV call_end(struct lib_call *c, CK_RV rv);
 
 /* Send a request that has only the first field, answer without fields. */
 CK_RV call_session_simple(CK_SESSION_HANDLE h, uint16_t opcode);
+/* The same with one U64 field after the session (an object, kind, flags). */
+CK_RV call_session_u64(CK_SESSION_HANDLE h, uint16_t opcode, uint64_t arg);
 
 /* Output convention of PKCS#11 5.2 ("BYTES out, U64 outlen" answers). */
 uint64_t out_capacity(const void *buf, const CK_ULONG *len);
 CK_RV read_output(struct lib_call *c, CK_RV rv, CK_BYTE_PTR buf,
 		  CK_ULONG_PTR len);
+/* "U64 handle" answers of the commands that make an object or key. */
+CK_RV read_handle(struct lib_call *c, CK_RV rv, CK_OBJECT_HANDLE *out);
 
 /* The application's session handle for a card's handle, 0 if it has none. */
 CK_SESSION_HANDLE lib_session_handle(const struct lib_card *card,

@@ -12,6 +12,8 @@ CK_RV check_data(const void *p, CK_ULONG len)
 {
 	if (!p && len)
 		return CKR_ARGUMENTS_BAD;
+	if (len > LIB_DATA_MAX)
+		return CKR_DATA_LEN_RANGE;
 	return CKR_OK;
 }
 

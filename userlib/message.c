@@ -153,13 +153,6 @@ static CK_RV msg_init(CK_SESSION_HANDLE h, unsigned int kind,
 	return call_end(&c, rv);
 }
 
-static CK_RV check_bytes(const void *p, CK_ULONG len)
-{
-	if (!p && len)
-		return CKR_ARGUMENTS_BAD;
-	return len > LIB_DATA_MAX ? CKR_DATA_LEN_RANGE : CKR_OK;
-}
-
 /* One whole message.  @sig: VERIFY's signature; @out_len NULL for VERIFY. */
 static CK_RV msg_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 			 void *param, CK_ULONG param_len,
@@ -175,11 +168,11 @@ static CK_RV msg_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 				  param, param_len);
 
 	if (rv == CKR_OK)
-		rv = check_bytes(assoc, assoc_len);
+		rv = check_data(assoc, assoc_len);
 	if (rv == CKR_OK)
-		rv = check_bytes(in, in_len);
+		rv = check_data(in, in_len);
 	if (rv == CKR_OK)
-		rv = check_bytes(sig, sig_len);
+		rv = check_data(sig, sig_len);
 	if (rv == CKR_OK && !verify && !out_len)
 		rv = CKR_ARGUMENTS_BAD;
 	if (rv != CKR_OK)
@@ -209,7 +202,7 @@ static CK_RV msg_begin(CK_SESSION_HANDLE h, unsigned int kind, void *param,
 				  param_len);
 
 	if (rv == CKR_OK)
-		rv = check_bytes(assoc, assoc_len);
+		rv = check_data(assoc, assoc_len);
 	phsm_put_bytes(&c.w, assoc, assoc_len);
 	if (rv == CKR_OK)
 		rv = call_run(&c);
@@ -234,9 +227,9 @@ static CK_RV msg_next(CK_SESSION_HANDLE h, unsigned int kind, void *param,
 				  param_len);
 
 	if (rv == CKR_OK)
-		rv = check_bytes(in, in_len);
+		rv = check_data(in, in_len);
 	if (rv == CKR_OK)
-		rv = check_bytes(sig, sig_len);
+		rv = check_data(sig, sig_len);
 	if (rv == CKR_OK && output && !out_len)
 		rv = CKR_ARGUMENTS_BAD;
 	if (rv != CKR_OK)
@@ -253,15 +246,20 @@ static CK_RV msg_next(CK_SESSION_HANDLE h, unsigned int kind, void *param,
 	return call_end(&c, read_param_out(&c, rv, &mp));
 }
 
+/* Encrypt and decrypt parts say in @flags whether they end the message. */
+static CK_RV crypt_next(CK_SESSION_HANDLE h, unsigned int kind, void *param,
+			CK_ULONG param_len, CK_BYTE_PTR in, CK_ULONG in_len,
+			CK_BYTE_PTR out, CK_ULONG_PTR out_len, CK_FLAGS flags)
+{
+	if (flags & ~CKF_END_OF_MESSAGE)
+		return need_init() != CKR_OK ? need_init() : CKR_ARGUMENTS_BAD;
+	return msg_next(h, kind, param, param_len, in, in_len, NULL, 0, out,
+			out_len, flags & CKF_END_OF_MESSAGE);
+}
+
 static CK_RV msg_final(CK_SESSION_HANDLE h, unsigned int kind)
 {
-	struct lib_call c;
-	CK_RV rv = call_session(&c, h, PHSM_OP_MSG_FINAL);
-
-	phsm_put_u64(&c.w, kind);
-	if (rv == CKR_OK)
-		rv = call_run(&c);
-	return call_end(&c, rv);
+	return call_session_u64(h, PHSM_OP_MSG_FINAL, kind);
 }
 
 /* ---- encryption --------------------------------------------------- */
@@ -308,12 +306,9 @@ PHSM_EXPORT CK_RV C_EncryptMessageNext(CK_SESSION_HANDLE hSession,
 				       CK_ULONG_PTR pulCiphertextPartLen,
 				       CK_FLAGS flags)
 {
-	if (flags & ~CKF_END_OF_MESSAGE)
-		return need_init() != CKR_OK ? need_init() : CKR_ARGUMENTS_BAD;
-	return msg_next(hSession, PHSM_OPK_ENCRYPT, pParameter, ulParameterLen,
-			pPlaintextPart, ulPlaintextPartLen, NULL, 0,
-			pCiphertextPart, pulCiphertextPartLen,
-			flags & CKF_END_OF_MESSAGE);
+	return crypt_next(hSession, PHSM_OPK_ENCRYPT, pParameter,
+			  ulParameterLen, pPlaintextPart, ulPlaintextPartLen,
+			  pCiphertextPart, pulCiphertextPartLen, flags);
 }
 
 PHSM_EXPORT CK_RV C_MessageEncryptFinal(CK_SESSION_HANDLE hSession)
@@ -365,12 +360,9 @@ PHSM_EXPORT CK_RV C_DecryptMessageNext(CK_SESSION_HANDLE hSession,
 				       CK_ULONG_PTR pulPlaintextPartLen,
 				       CK_FLAGS flags)
 {
-	if (flags & ~CKF_END_OF_MESSAGE)
-		return need_init() != CKR_OK ? need_init() : CKR_ARGUMENTS_BAD;
-	return msg_next(hSession, PHSM_OPK_DECRYPT, pParameter, ulParameterLen,
-			pCiphertextPart, ulCiphertextPartLen, NULL, 0,
-			pPlaintextPart, pulPlaintextPartLen,
-			flags & CKF_END_OF_MESSAGE);
+	return crypt_next(hSession, PHSM_OPK_DECRYPT, pParameter,
+			  ulParameterLen, pCiphertextPart, ulCiphertextPartLen,
+			  pPlaintextPart, pulPlaintextPartLen, flags);
 }
 
 PHSM_EXPORT CK_RV C_MessageDecryptFinal(CK_SESSION_HANDLE hSession)

@@ -7,20 +7,6 @@
 
 #include "lib.h"
 
-/* Answer "U64 obj" into *out, once the whole answer checked out. */
-static CK_RV read_handle(struct lib_call *c, CK_RV rv, CK_OBJECT_HANDLE *out)
-{
-	uint64_t h;
-
-	if (rv != CKR_OK)
-		return rv;
-	h = phsm_get_u64(&c->r);
-	if (!call_done(c) || h == CK_INVALID_HANDLE)
-		return CKR_DEVICE_ERROR;
-	*out = h;
-	return CKR_OK;
-}
-
 PHSM_EXPORT CK_RV C_CreateObject(CK_SESSION_HANDLE hSession,
 				 CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulCount,
 				 CK_OBJECT_HANDLE_PTR phObject)
@@ -58,13 +44,7 @@ PHSM_EXPORT CK_RV C_CopyObject(CK_SESSION_HANDLE hSession,
 PHSM_EXPORT CK_RV C_DestroyObject(CK_SESSION_HANDLE hSession,
 				  CK_OBJECT_HANDLE hObject)
 {
-	struct lib_call c;
-	CK_RV rv = call_session(&c, hSession, PHSM_OP_DESTROY_OBJECT);
-
-	phsm_put_u64(&c.w, hObject);
-	if (rv == CKR_OK)
-		rv = call_run(&c);
-	return call_end(&c, rv);
+	return call_session_u64(hSession, PHSM_OP_DESTROY_OBJECT, hObject);
 }
 
 PHSM_EXPORT CK_RV C_GetObjectSize(CK_SESSION_HANDLE hSession,

@@ -139,13 +139,7 @@ PHSM_EXPORT CK_RV C_Logout(CK_SESSION_HANDLE hSession)
 
 PHSM_EXPORT CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
-	struct lib_call c;
-	CK_RV rv = call_session(&c, hSession, PHSM_OP_SESSION_CANCEL);
-
-	phsm_put_u64(&c.w, flags);
-	if (rv == CKR_OK)
-		rv = call_run(&c);
-	return call_end(&c, rv);
+	return call_session_u64(hSession, PHSM_OP_SESSION_CANCEL, flags);
 }
 
 /* Operation state would carry card secrets through the host: refused. */

@@ -62,6 +62,22 @@ static bool decoded(struct fw_req *rq)
 		return rv_;						\
 	} while (0)
 
+/*
+ * For the handlers whose last field is a template: read it and, if the
+ * request decoded, take the session.  On false, *rv is the answer; the
+ * caller frees the template either way and puts the session on true.
+ */
+static bool template_session(struct fw_req *rq, uint64_t sess,
+			     struct fw_attrs *tmpl, struct fw_session **s,
+			     CK_RV *rv)
+{
+	*rv = fw_get_template(rq->r, tmpl);
+	if (!decoded(rq) || *rv != CKR_OK)
+		return false;
+	*rv = fw_session_get(rq->card, rq->app, sess, s);
+	return *rv == CKR_OK;
+}
+
 /* ---- card and tokens -------------------------------------------------- */
 
 static CK_RV h_get_card_info(struct fw_req *rq)
@@ -326,14 +342,9 @@ static CK_RV h_create_object(struct fw_req *rq)
 	uint64_t sess = phsm_get_u64(rq->r);
 	struct fw_attrs tmpl;
 	struct fw_session *s;
-	CK_RV rv = fw_get_template(rq->r, &tmpl);
+	CK_RV rv;
 
-	if (!decoded(rq) || rv != CKR_OK) {
-		fw_attrs_free(&tmpl);
-		return rv;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv == CKR_OK) {
+	if (template_session(rq, sess, &tmpl, &s, &rv)) {
 		rv = create_object(rq, s, &tmpl);
 		fw_session_put(rq->card, s);
 	}
@@ -358,14 +369,9 @@ static CK_RV h_copy_object(struct fw_req *rq)
 	uint64_t obj = phsm_get_u64(rq->r);
 	struct fw_attrs tmpl;
 	struct fw_session *s;
-	CK_RV rv = fw_get_template(rq->r, &tmpl);
+	CK_RV rv;
 
-	if (!decoded(rq) || rv != CKR_OK) {
-		fw_attrs_free(&tmpl);
-		return rv;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv == CKR_OK) {
+	if (template_session(rq, sess, &tmpl, &s, &rv)) {
 		rv = copy_object(rq, s, obj, &tmpl);
 		fw_session_put(rq->card, s);
 	}
@@ -459,14 +465,9 @@ static CK_RV h_set_attribute_value(struct fw_req *rq)
 	uint64_t obj = phsm_get_u64(rq->r);
 	struct fw_attrs tmpl;
 	struct fw_session *s;
-	CK_RV rv = fw_get_template(rq->r, &tmpl);
+	CK_RV rv;
 
-	if (!decoded(rq) || rv != CKR_OK) {
-		fw_attrs_free(&tmpl);
-		return rv;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv == CKR_OK) {
+	if (template_session(rq, sess, &tmpl, &s, &rv)) {
 		rv = fw_set_attributes(rq->card, s, obj, &tmpl);
 		fw_session_put(rq->card, s);
 	}
@@ -479,14 +480,9 @@ static CK_RV h_find_init(struct fw_req *rq)
 	uint64_t sess = phsm_get_u64(rq->r);
 	struct fw_attrs tmpl;
 	struct fw_session *s;
-	CK_RV rv = fw_get_template(rq->r, &tmpl);
+	CK_RV rv;
 
-	if (!decoded(rq) || rv != CKR_OK) {
-		fw_attrs_free(&tmpl);
-		return rv;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv == CKR_OK) {
+	if (template_session(rq, sess, &tmpl, &s, &rv)) {
 		rv = fw_find_init(rq->card, s, &tmpl);
 		fw_session_put(rq->card, s);
 	}

@@ -279,6 +279,11 @@ CK_RV fw_key_object(struct fw_card *card, const struct fw_session *s,
 		    uint64_t handle, CK_RV invalid, struct fw_obj **out);
 CK_RV fw_key_usage_ok(const struct fw_obj *o, CK_ATTRIBUTE_TYPE usage,
 		      CK_MECHANISM_TYPE mech);
+CK_RV fw_session_mech_get(struct fw_req *rq, uint64_t sess, uint64_t mech,
+			  struct phsm_reader *param, struct fw_session **s,
+			  struct fw_mech *m);
+void fw_session_mech_put(struct fw_req *rq, struct fw_session *s,
+			 struct fw_mech *m);
 CK_RV fw_h_op_init(struct fw_req *rq);
 CK_RV fw_h_op_oneshot(struct fw_req *rq);
 CK_RV fw_h_op_update(struct fw_req *rq);
@@ -289,6 +294,8 @@ CK_RV fw_h_msg_oneshot(struct fw_req *rq);
 CK_RV fw_h_msg_begin(struct fw_req *rq);
 CK_RV fw_h_msg_next(struct fw_req *rq);
 CK_RV fw_h_msg_final(struct fw_req *rq);
+
+/* keys.c: key generation, wrapping, derivation, random numbers */
 CK_RV fw_h_generate_key(struct fw_req *rq);
 CK_RV fw_h_generate_key_pair(struct fw_req *rq);
 CK_RV fw_h_wrap_key(struct fw_req *rq);

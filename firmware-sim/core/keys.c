@@ -208,15 +208,11 @@ CK_RV fw_h_generate_key(struct fw_req *rq)
 	rv = fw_get_template(rq->r, &tmpl);
 	if (!decoded(rq) || rv != CKR_OK)
 		goto out;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		goto out;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
 		rv = generate_key(rq, s, &m, &tmpl);
-		fw_mech_free(&m);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 out:
 	fw_attrs_free(&tmpl);
 	return rv;
@@ -328,15 +324,11 @@ CK_RV fw_h_generate_key_pair(struct fw_req *rq)
 		rv = rv2;
 	if (!decoded(rq) || rv != CKR_OK)
 		goto out;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		goto out;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
 		rv = generate_pair(rq, s, &m, &pub, &priv);
-		fw_mech_free(&m);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 out:
 	fw_attrs_free(&pub);
 	fw_attrs_free(&priv);
@@ -445,15 +437,11 @@ CK_RV fw_h_wrap_key(struct fw_req *rq)
 	outcap = phsm_get_u64(rq->r);
 	if (!decoded(rq))
 		return CKR_OK;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
 		rv = wrap_key(rq, s, &m, wrapping, key, outcap);
-		fw_mech_free(&m);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 	return rv;
 }
 
@@ -591,16 +579,12 @@ CK_RV fw_h_unwrap_key(struct fw_req *rq)
 	rv = fw_get_template(rq->r, &tmpl);
 	if (!decoded(rq) || rv != CKR_OK)
 		goto out;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		goto out;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
 		rv = unwrap_key(rq, s, &m, unwrapping, wrapped, wrapped_len,
 				&tmpl);
-		fw_mech_free(&m);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 out:
 	fw_attrs_free(&tmpl);
 	return rv;
@@ -665,15 +649,11 @@ CK_RV fw_h_derive_key(struct fw_req *rq)
 	rv = fw_get_template(rq->r, &tmpl);
 	if (!decoded(rq) || rv != CKR_OK)
 		goto out;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		goto out;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
 		rv = derive_key(rq, s, &m, base, &tmpl);
-		fw_mech_free(&m);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 out:
 	fw_attrs_free(&tmpl);
 	return rv;
@@ -681,20 +661,29 @@ out:
 
 /* ---- random numbers --------------------------------------------------- */
 
+/* The generator is the card's: the session only has to be the caller's. */
+static CK_RV check_session(struct fw_req *rq, uint64_t sess)
+{
+	struct fw_session *s;
+	CK_RV rv = fw_session_get(rq->card, rq->app, sess, &s);
+
+	if (rv == CKR_OK)
+		fw_session_put(rq->card, s);
+	return rv;
+}
+
 CK_RV fw_h_seed_random(struct fw_req *rq)
 {
 	uint64_t sess = phsm_get_u64(rq->r);
 	size_t len;
 	const uint8_t *seed = phsm_get_bytes(rq->r, &len);
-	struct fw_session *s;
 	CK_RV rv;
 
 	if (!decoded(rq))
 		return CKR_OK;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
+	rv = check_session(rq, sess);
 	if (rv != CKR_OK)
 		return rv;
-	fw_session_put(rq->card, s);
 	if (len > FW_RANDOM_MAX)
 		return CKR_ARGUMENTS_BAD;
 	/* Mixed in, credited with no entropy: a seed cannot weaken it. */
@@ -707,16 +696,14 @@ CK_RV fw_h_generate_random(struct fw_req *rq)
 {
 	uint64_t sess = phsm_get_u64(rq->r);
 	uint64_t len = phsm_get_u64(rq->r);
-	struct fw_session *s;
 	uint8_t *buf;
 	CK_RV rv;
 
 	if (!decoded(rq))
 		return CKR_OK;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
+	rv = check_session(rq, sess);
 	if (rv != CKR_OK)
 		return rv;
-	fw_session_put(rq->card, s);
 	if (len > FW_RANDOM_MAX)
 		return CKR_ARGUMENTS_BAD;
 	buf = malloc(len ? len : 1);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The commands that use the crypto engine (mech.h): operations, message
- * operations, key generation, wrapping, derivation and random numbers.
- * The engine does the cryptography; this file decides whether it may:
+ * The operation commands: single- and multi-part operations and message
+ * operations (key generation, wrapping, derivation and random numbers are
+ * in keys.c).  The engine (mech.h) does the cryptography; this file
+ * decides whether it may:
  * the key is visible to the session, the key's usage flag allows the
  * kind of operation, CKA_ALLOWED_MECHANISMS lists the mechanism, and a
  * session runs one operation of each kind at a time.
@@ -25,6 +26,52 @@ static void bad_value(struct fw_req *rq)
 {
 	if (rq->r->status == PHSM_ST_OK)
 		rq->r->status = PHSM_ST_BAD_VALUE;
+}
+
+/*
+ * What every handler here checks once it has read all its fields: the
+ * request decoded, names an operation kind the command knows (@kind_ok),
+ * and names a session of the calling application.  On false, *rv is the
+ * answer (CKR_OK when the status already says what was wrong); on true
+ * the caller puts the session back.
+ */
+static bool get_session(struct fw_req *rq, uint64_t sess, bool kind_ok,
+			struct fw_session **s, CK_RV *rv)
+{
+	*rv = CKR_OK;
+	if (!decoded(rq))
+		return false;
+	if (!kind_ok) {
+		bad_value(rq);
+		return false;
+	}
+	*rv = fw_session_get(rq->card, rq->app, sess, s);
+	return *rv == CKR_OK;
+}
+
+/*
+ * The session and the mechanism a command names, in that order of
+ * checking; release both with fw_session_mech_put().
+ */
+CK_RV fw_session_mech_get(struct fw_req *rq, uint64_t sess, uint64_t mech,
+			  struct phsm_reader *param, struct fw_session **s,
+			  struct fw_mech *m)
+{
+	CK_RV rv = fw_session_get(rq->card, rq->app, sess, s);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = fw_mech_parse(mech, param, m);
+	if (rv != CKR_OK)
+		fw_session_put(rq->card, *s);
+	return rv;
+}
+
+void fw_session_mech_put(struct fw_req *rq, struct fw_session *s,
+			 struct fw_mech *m)
+{
+	fw_mech_free(m);
+	fw_session_put(rq->card, s);
 }
 
 static bool op_kind_ok(uint64_t kind)
@@ -199,7 +246,13 @@ static CK_RV op_start(struct fw_card *card, struct fw_session *s,
 	return rv;
 }
 
-CK_RV fw_h_op_init(struct fw_req *rq)
+typedef CK_RV (*start_fn)(struct fw_card *card, struct fw_session *s,
+			  uint64_t kind, const struct fw_mech *m,
+			  uint64_t keyh);
+
+/* OP_INIT and MSG_INIT: the same fields, a different kind of operation. */
+static CK_RV init_request(struct fw_req *rq, bool (*kind_ok)(uint64_t),
+			  start_fn start)
 {
 	uint64_t sess = phsm_get_u64(rq->r);
 	uint64_t kind = phsm_get_u64(rq->r);
@@ -214,20 +267,21 @@ CK_RV fw_h_op_init(struct fw_req *rq)
 	key = phsm_get_u64(rq->r);
 	if (!decoded(rq))
 		return CKR_OK;
-	if (!op_kind_ok(kind)) {
+	if (!kind_ok(kind)) {
 		bad_value(rq);
 		return CKR_OK;
 	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = fw_mech_parse(mech, &param, &m);
+	rv = fw_session_mech_get(rq, sess, mech, &param, &s, &m);
 	if (rv == CKR_OK) {
-		rv = op_start(rq->card, s, kind, &m, key);
-		fw_mech_free(&m);
+		rv = start(rq->card, s, kind, &m, key);
+		fw_session_mech_put(rq, s, &m);
 	}
-	fw_session_put(rq->card, s);
 	return rv;
+}
+
+CK_RV fw_h_op_init(struct fw_req *rq)
+{
+	return init_request(rq, op_kind_ok, op_start);
 }
 
 /* The active operation of @kind, if it may be used now. */
@@ -314,31 +368,33 @@ static bool update_has_output(uint64_t kind)
 	return kind == PHSM_OPK_ENCRYPT || kind == PHSM_OPK_DECRYPT;
 }
 
+/* OP_ONESHOT, OP_UPDATE, OP_FINAL once their fields are read into @c. */
+static CK_RV op_request(struct fw_req *rq, uint64_t sess, uint64_t kind,
+			fw_produce_fn fn, struct op_call *c, uint64_t outcap)
+{
+	bool has_output = fn == call_update ? update_has_output(kind)
+					    : final_has_output(kind);
+	struct fw_session *s;
+	CK_RV rv;
+
+	if (!get_session(rq, sess, op_kind_ok(kind), &s, &rv))
+		return rv;
+	rv = op_call(rq, s, kind, fn, c, has_output, outcap);
+	fw_session_put(rq->card, s);
+	return rv;
+}
+
 CK_RV fw_h_op_oneshot(struct fw_req *rq)
 {
 	uint64_t sess = phsm_get_u64(rq->r);
 	uint64_t kind = phsm_get_u64(rq->r);
 	struct op_call c = { 0 };
-	struct fw_session *s;
 	uint64_t outcap;
-	CK_RV rv;
 
 	c.in = phsm_get_bytes(rq->r, &c.in_len);
 	c.sig = phsm_get_bytes(rq->r, &c.sig_len);
 	outcap = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!op_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = op_call(rq, s, kind, call_oneshot, &c, final_has_output(kind),
-		     outcap);
-	fw_session_put(rq->card, s);
-	return rv;
+	return op_request(rq, sess, kind, call_oneshot, &c, outcap);
 }
 
 CK_RV fw_h_op_update(struct fw_req *rq)
@@ -346,25 +402,11 @@ CK_RV fw_h_op_update(struct fw_req *rq)
 	uint64_t sess = phsm_get_u64(rq->r);
 	uint64_t kind = phsm_get_u64(rq->r);
 	struct op_call c = { 0 };
-	struct fw_session *s;
 	uint64_t outcap;
-	CK_RV rv;
 
 	c.in = phsm_get_bytes(rq->r, &c.in_len);
 	outcap = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!op_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = op_call(rq, s, kind, call_update, &c, update_has_output(kind),
-		     outcap);
-	fw_session_put(rq->card, s);
-	return rv;
+	return op_request(rq, sess, kind, call_update, &c, outcap);
 }
 
 CK_RV fw_h_op_final(struct fw_req *rq)
@@ -372,25 +414,11 @@ CK_RV fw_h_op_final(struct fw_req *rq)
 	uint64_t sess = phsm_get_u64(rq->r);
 	uint64_t kind = phsm_get_u64(rq->r);
 	struct op_call c = { 0 };
-	struct fw_session *s;
 	uint64_t outcap;
-	CK_RV rv;
 
 	c.sig = phsm_get_bytes(rq->r, &c.sig_len);
 	outcap = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!op_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = op_call(rq, s, kind, call_final, &c, final_has_output(kind),
-		     outcap);
-	fw_session_put(rq->card, s);
-	return rv;
+	return op_request(rq, sess, kind, call_final, &c, outcap);
 }
 
 static CK_RV digest_key(struct fw_card *card, struct fw_session *s,
@@ -426,10 +454,7 @@ CK_RV fw_h_digest_key(struct fw_req *rq)
 	struct fw_session *s;
 	CK_RV rv;
 
-	if (!decoded(rq))
-		return CKR_OK;
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
+	if (!get_session(rq, sess, true, &s, &rv))
 		return rv;
 	rv = digest_key(rq->card, s, key);
 	fw_session_put(rq->card, s);
@@ -471,33 +496,7 @@ static CK_RV msg_start(struct fw_card *card, struct fw_session *s,
 
 CK_RV fw_h_msg_init(struct fw_req *rq)
 {
-	uint64_t sess = phsm_get_u64(rq->r);
-	uint64_t kind = phsm_get_u64(rq->r);
-	struct phsm_reader param;
-	uint64_t mech;
-	uint64_t key;
-	struct fw_session *s;
-	struct fw_mech m;
-	CK_RV rv;
-
-	phsm_get_mech(rq->r, &mech, &param);
-	key = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!msg_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = fw_mech_parse(mech, &param, &m);
-	if (rv == CKR_OK) {
-		rv = msg_start(rq->card, s, kind, &m, key);
-		fw_mech_free(&m);
-	}
-	fw_session_put(rq->card, s);
-	return rv;
+	return init_request(rq, msg_kind_ok, msg_start);
 }
 
 struct msg_call {
@@ -568,6 +567,33 @@ static CK_RV msg_call(struct fw_req *rq, struct fw_session *s, uint64_t kind,
 	return rv;
 }
 
+/* MSG_ONESHOT and MSG_NEXT once their fields are read into @c. */
+static CK_RV msg_request(struct fw_req *rq, uint64_t sess, uint64_t kind,
+			 fw_produce_fn fn, struct msg_call *c,
+			 const uint8_t *param, size_t param_len,
+			 uint64_t outcap)
+{
+	struct fw_session *s;
+	bool query, ends;
+	CK_RV rv;
+
+	if (!get_session(rq, sess, msg_kind_ok(kind), &s, &rv))
+		return rv;
+	rv = msg_call(rq, s, kind, fn, c, param, param_len, outcap, &query);
+	if (fn == call_msg_next) {
+		/* The last part ends the message unless it was only
+		 * measured; an earlier part ends it only by failing. */
+		if (c->flags & CKF_END_OF_MESSAGE)
+			ends = call_ends(rv, query);
+		else
+			ends = rv != CKR_OK && call_ends(rv, query);
+		if (ends && rv != CKR_OPERATION_NOT_INITIALIZED)
+			s->msg[kind].in_message = false;
+	}
+	fw_session_put(rq->card, s);
+	return rv;
+}
+
 CK_RV fw_h_msg_oneshot(struct fw_req *rq)
 {
 	uint64_t sess = phsm_get_u64(rq->r);
@@ -575,28 +601,14 @@ CK_RV fw_h_msg_oneshot(struct fw_req *rq)
 	struct msg_call c = { 0 };
 	size_t param_len, sig_len;
 	const uint8_t *param = phsm_get_bytes(rq->r, &param_len);
-	struct fw_session *s;
 	uint64_t outcap;
-	bool query;
-	CK_RV rv;
 
 	c.assoc = phsm_get_bytes(rq->r, &c.assoc_len);
 	c.in = phsm_get_bytes(rq->r, &c.in_len);
 	phsm_get_bytes(rq->r, &sig_len);
 	outcap = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!msg_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = msg_call(rq, s, kind, call_msg_oneshot, &c, param, param_len,
-		      outcap, &query);
-	fw_session_put(rq->card, s);
-	return rv;
+	return msg_request(rq, sess, kind, call_msg_oneshot, &c, param,
+			   param_len, outcap);
 }
 
 static CK_RV msg_begin(struct fw_session *s, uint64_t kind,
@@ -629,14 +641,7 @@ CK_RV fw_h_msg_begin(struct fw_req *rq)
 	struct fw_session *s;
 	CK_RV rv;
 
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!msg_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
+	if (!get_session(rq, sess, msg_kind_ok(kind), &s, &rv))
 		return rv;
 	rv = msg_begin(s, kind, param, param_len, assoc, assoc_len);
 	fw_session_put(rq->card, s);
@@ -650,36 +655,14 @@ CK_RV fw_h_msg_next(struct fw_req *rq)
 	struct msg_call c = { 0 };
 	size_t param_len, sig_len;
 	const uint8_t *param = phsm_get_bytes(rq->r, &param_len);
-	struct fw_session *s;
 	uint64_t outcap;
-	bool query, ends;
-	CK_RV rv;
 
 	c.in = phsm_get_bytes(rq->r, &c.in_len);
 	c.flags = phsm_get_u64(rq->r);
 	phsm_get_bytes(rq->r, &sig_len);
 	outcap = phsm_get_u64(rq->r);
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!msg_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
-		return rv;
-	rv = msg_call(rq, s, kind, call_msg_next, &c, param, param_len,
-		      outcap, &query);
-	/* The last part ends the message unless it was only measured;
-	 * an earlier part ends it only by failing. */
-	if (c.flags & CKF_END_OF_MESSAGE)
-		ends = call_ends(rv, query);
-	else
-		ends = rv != CKR_OK && call_ends(rv, query);
-	if (ends && rv != CKR_OPERATION_NOT_INITIALIZED)
-		s->msg[kind].in_message = false;
-	fw_session_put(rq->card, s);
-	return rv;
+	return msg_request(rq, sess, kind, call_msg_next, &c, param,
+			   param_len, outcap);
 }
 
 static CK_RV msg_final(struct fw_session *s, uint64_t kind)
@@ -698,14 +681,7 @@ CK_RV fw_h_msg_final(struct fw_req *rq)
 	struct fw_session *s;
 	CK_RV rv;
 
-	if (!decoded(rq))
-		return CKR_OK;
-	if (!msg_kind_ok(kind)) {
-		bad_value(rq);
-		return CKR_OK;
-	}
-	rv = fw_session_get(rq->card, rq->app, sess, &s);
-	if (rv != CKR_OK)
+	if (!get_session(rq, sess, msg_kind_ok(kind), &s, &rv))
 		return rv;
 	rv = msg_final(s, kind);
 	fw_session_put(rq->card, s);
