@@ -4,6 +4,13 @@
  * clients connect to a Unix socket, and each connection is one
  * application context.
  *
+ * Bridge connections (--bridge, used by the QEMU device model) carry many
+ * application contexts, named by the header's app_ctx: PHSM_OP_APP_OPEN
+ * opens one, PHSM_OP_APP_CLOSE closes it after its requests in flight,
+ * and the end of the connection closes them all.  The reader thread
+ * handles APP_OPEN itself, so a request queued right behind it already
+ * finds its context.
+ *
  * Threads: the main thread accepts connections; each connection has a
  * reader thread that frames requests and queues them for a small pool of
  * workers, so that requests of one connection (sent by different threads
@@ -35,25 +42,46 @@
 #include "uapi/codec/phsm_codec.h"
 
 #define HDR_LEN		sizeof(struct phsm_msg_hdr)
-#define INFLIGHT_MAX	64	/* queued requests per connection */
+#define INFLIGHT_MAX	64	/* queued requests per plain connection */
+#define BRIDGE_INFLIGHT_MAX	1024	/* ... per bridge connection */
+#define BRIDGE_CTX_MAX	65536	/* contexts open on one bridge connection */
+#define BRIDGE_BUCKETS	256
 #define QUEUED_MAX	(64u << 20)	/* queued request bytes per connection */
 #define EXIT_USAGE	2
 
 static const struct timeval send_timeout = { .tv_sec = 30 };
 
+struct job;
+
+/* An application context of a bridge connection. */
+struct bctx {
+	uint64_t id;		/* the bridge's app_ctx */
+	uint64_t app;		/* the card's context */
+	unsigned int inflight;	/* its requests queued or running */
+	struct job *close_job;	/* APP_CLOSE waiting for them */
+	struct bctx *next;	/* hash chain */
+};
+
 struct conn {
 	int fd;
-	uint64_t app;
-	pthread_mutex_t lock;	/* inflight, write side */
+	uint64_t app;		/* plain: the connection's context */
+	bool bridge;
+	pthread_mutex_t lock;	/* inflight, contexts, write side */
 	pthread_cond_t idle;
 	unsigned int inflight;
+	unsigned int inflight_max;
 	size_t queued;		/* bytes of the requests in flight */
 	bool broken;		/* a write failed: stop reading too */
+	struct bctx *ctx[BRIDGE_BUCKETS];	/* bridge: open contexts */
+	unsigned int nctx;
 	struct conn *next;	/* the daemon's list */
 };
 
 struct job {
 	struct conn *conn;
+	uint64_t app;		/* the card's context to run it in */
+	struct bctx *ctx;	/* bridge: its context, or NULL */
+	bool close;		/* bridge: APP_CLOSE of ctx */
 	uint8_t *req;
 	size_t len;
 	struct job *next;
@@ -119,37 +147,95 @@ static bool write_full(int fd, const uint8_t *buf, size_t len)
 	return true;
 }
 
-/* Answer one request on its connection, whole, under the write lock. */
-static void answer(struct conn *c, const uint8_t *req, size_t len)
+/* Send one whole response under the write lock. */
+static void send_response(struct conn *c, const uint8_t *resp, size_t len)
 {
-	uint8_t *resp = NULL;
-	size_t resp_len = 0;
 	bool ok;
 
-	if (fw_card_handle(card, c->app, req, len, &resp, &resp_len)) {
-		logmsg("out of memory answering a request; dropping the connection");
-		shutdown(c->fd, SHUT_RDWR);
-		return;
-	}
 	pthread_mutex_lock(&c->lock);
-	ok = !c->broken && write_full(c->fd, resp, resp_len);
+	ok = !c->broken && write_full(c->fd, resp, len);
 	if (!ok && !c->broken) {
 		c->broken = true;
 		shutdown(c->fd, SHUT_RDWR);	/* wakes the reader */
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* Answer one request in the card's context @app. */
+static void answer(struct conn *c, uint64_t app, const uint8_t *req,
+		   size_t len)
+{
+	uint8_t *resp = NULL;
+	size_t resp_len = 0;
+
+	if (fw_card_handle(card, app, req, len, &resp, &resp_len)) {
+		logmsg("out of memory answering a request; dropping the connection");
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	send_response(c, resp, resp_len);
 	free(resp);
+}
+
+/*
+ * Answer a request the daemon decides itself (transport housekeeping):
+ * a bare header with @status and CKR_OK.
+ */
+static void answer_status(struct conn *c, const struct phsm_msg *m,
+			  uint32_t status)
+{
+	struct phsm_writer w = { 0 };
+
+	if (!phsm_msg_begin(&w, m->opcode, PHSM_MSG_F_RESPONSE, m->app_ctx,
+			    m->tag) ||
+	    !phsm_msg_finish(&w, status, 0)) {
+		phsm_writer_free(&w);
+		logmsg("out of memory answering a request; dropping the connection");
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	send_response(c, w.data, w.len);
+	phsm_writer_free(&w);
 }
 
 /* ---- workers ---------------------------------------------------------- */
 
-static void job_done(struct conn *c, size_t len)
+static void enqueue(struct job *j);
+
+static void job_free(struct job *j)
 {
+	free(j->req);
+	free(j);
+}
+
+/* Run a job: a request, or a bridge context's deferred APP_CLOSE. */
+static void job_run(struct job *j)
+{
+	answer(j->conn, j->app, j->req, j->len);
+	if (j->close) {
+		/* Its requests are done (the close waited for them). */
+		fw_card_app_close(card, j->app);
+		free(j->ctx);
+		j->ctx = NULL;
+	}
+}
+
+static void job_done(struct job *j)
+{
+	struct conn *c = j->conn;
+	struct job *close_job = NULL;
+
 	pthread_mutex_lock(&c->lock);
 	c->inflight--;
-	c->queued -= len;
+	c->queued -= j->len;
+	if (j->ctx && !j->close && --j->ctx->inflight == 0) {
+		close_job = j->ctx->close_job;
+		j->ctx->close_job = NULL;
+	}
 	pthread_cond_broadcast(&c->idle);
 	pthread_mutex_unlock(&c->lock);
+	if (close_job)
+		enqueue(close_job);
 }
 
 static void *worker(void *arg)
@@ -171,10 +257,9 @@ static void *worker(void *arg)
 			queue_tail = NULL;
 		pthread_mutex_unlock(&queue_lock);
 
-		answer(j->conn, j->req, j->len);
-		job_done(j->conn, j->len);
-		free(j->req);
-		free(j);
+		job_run(j);
+		job_done(j);
+		job_free(j);
 	}
 }
 
@@ -216,7 +301,7 @@ static uint8_t *read_request(struct conn *c, size_t *len)
 		return NULL;
 	n = phsm_msg_peek_length(hdr, sizeof(hdr));
 	if (n == 0) {
-		answer(c, hdr, sizeof(hdr));
+		answer(c, c->app, hdr, sizeof(hdr));
 		return NULL;
 	}
 	/* Bound the memory one client can pin with queued requests. */
@@ -254,36 +339,171 @@ static void conn_unlist(struct conn *c)
 	pthread_mutex_unlock(&conns_lock);
 }
 
+/* ---- bridge contexts --------------------------------------------------- */
+
+static struct bctx **bctx_slot(struct conn *c, uint64_t id)
+{
+	struct bctx **pp = &c->ctx[(id ^ id >> 8 ^ id >> 32) % BRIDGE_BUCKETS];
+
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+/* APP_OPEN on a bridge connection: answered at once, by the reader. */
+static void bridge_open(struct conn *c, const struct phsm_msg *m)
+{
+	struct bctx **pp, *x;
+	uint32_t status = PHSM_ST_OK;
+
+	if (m->payload.left) {
+		answer_status(c, m, PHSM_ST_TRAILING);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	pp = bctx_slot(c, m->app_ctx);
+	if (m->app_ctx == 0 || *pp)
+		status = PHSM_ST_BAD_CONTEXT;
+	else if (c->nctx >= BRIDGE_CTX_MAX)
+		status = PHSM_ST_NO_MEMORY;
+	pthread_mutex_unlock(&c->lock);
+	if (status != PHSM_ST_OK) {
+		answer_status(c, m, status);
+		return;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x)
+		x->app = fw_card_app_open(card);
+	if (!x || !x->app) {
+		free(x);
+		answer_status(c, m, PHSM_ST_NO_MEMORY);
+		return;
+	}
+	x->id = m->app_ctx;
+	/* Only this thread adds contexts: the slot is still free. */
+	pthread_mutex_lock(&c->lock);
+	pp = bctx_slot(c, m->app_ctx);
+	*pp = x;
+	c->nctx++;
+	pthread_mutex_unlock(&c->lock);
+	answer_status(c, m, PHSM_ST_OK);
+}
+
+/*
+ * Route a bridge request to its context.  APP_CLOSE takes the context out
+ * of the table at once (later requests for it are PHSM_ST_BAD_CONTEXT)
+ * and runs once the context's requests in flight are done.  A request
+ * for a context that is not open runs in no context, which the card
+ * answers with PHSM_ST_BAD_CONTEXT.  Returns false if @j must not be
+ * queued now (a deferred close).
+ */
+static bool bridge_route(struct conn *c, struct job *j,
+			 const struct phsm_msg *m)
+{
+	struct bctx **pp, *x;
+	bool now = true;
+
+	pthread_mutex_lock(&c->lock);
+	pp = bctx_slot(c, m->app_ctx);
+	x = *pp;
+	if (x) {
+		j->app = x->app;
+		j->ctx = x;
+		if (m->opcode == PHSM_OP_APP_CLOSE) {
+			*pp = x->next;
+			c->nctx--;
+			j->close = true;
+			if (x->inflight) {
+				x->close_job = j;
+				now = false;
+			}
+		} else {
+			x->inflight++;
+		}
+	} else {
+		j->app = 0;
+	}
+	c->inflight++;
+	c->queued += j->len;
+	pthread_mutex_unlock(&c->lock);
+	return now;
+}
+
+/* The end of a bridge connection: close the contexts left open. */
+static void bridge_close_all(struct conn *c)
+{
+	for (size_t b = 0; b < BRIDGE_BUCKETS; b++) {
+		while (c->ctx[b]) {
+			struct bctx *x = c->ctx[b];
+
+			c->ctx[b] = x->next;
+			fw_card_app_close(card, x->app);
+			free(x);
+		}
+	}
+	c->nctx = 0;
+}
+
+/*
+ * Dispatch one request read by the reader.  Returns false if the
+ * connection must end.
+ */
+static bool dispatch(struct conn *c, uint8_t *req, size_t len)
+{
+	struct phsm_msg m;
+	uint32_t status = phsm_msg_parse(req, len, false, &m);
+	struct job *j;
+
+	if (status == PHSM_ST_OK && m.opcode == PHSM_OP_APP_OPEN) {
+		if (c->bridge)
+			bridge_open(c, &m);
+		else
+			answer_status(c, &m, PHSM_ST_BAD_CONTEXT);
+		free(req);
+		return true;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		free(req);
+		return false;
+	}
+	j->conn = c;
+	j->req = req;
+	j->len = len;
+	if (c->bridge && status == PHSM_ST_OK) {
+		if (!bridge_route(c, j, &m))
+			return true;
+	} else {
+		/* Malformed requests are answered by the card. */
+		j->app = c->app;
+		pthread_mutex_lock(&c->lock);
+		c->inflight++;
+		c->queued += len;
+		pthread_mutex_unlock(&c->lock);
+	}
+	enqueue(j);
+	return true;
+}
+
 static void *reader(void *arg)
 {
 	struct conn *c = arg;
 
 	for (;;) {
-		struct job *j;
 		uint8_t *req;
 		size_t len = 0;
 
-		wait_inflight(c, INFLIGHT_MAX);
+		wait_inflight(c, c->inflight_max);
 		req = read_request(c, &len);
-		if (!req)
+		if (!req || !dispatch(c, req, len))
 			break;
-		j = malloc(sizeof(*j));
-		if (!j) {
-			free(req);
-			break;
-		}
-		j->conn = c;
-		j->req = req;
-		j->len = len;
-		pthread_mutex_lock(&c->lock);
-		c->inflight++;
-		c->queued += len;
-		pthread_mutex_unlock(&c->lock);
-		enqueue(j);
 	}
-	/* Let the requests in flight finish, then forget the application. */
+	/* Let the requests in flight finish, then forget the applications. */
 	wait_inflight(c, 1);
-	fw_card_app_close(card, c->app);
+	if (c->bridge)
+		bridge_close_all(c);
+	else
+		fw_card_app_close(card, c->app);
 	close(c->fd);
 	conn_unlist(c);
 	pthread_mutex_destroy(&c->lock);
@@ -292,7 +512,7 @@ static void *reader(void *arg)
 	return NULL;
 }
 
-static void start_conn(int fd)
+static void start_conn(int fd, bool bridge)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_attr_t attr;
@@ -310,8 +530,11 @@ static void start_conn(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
 		   sizeof(send_timeout));
 	c->fd = fd;
-	c->app = fw_card_app_open(card);
-	if (!c->app) {
+	c->bridge = bridge;
+	c->inflight_max = bridge ? BRIDGE_INFLIGHT_MAX : INFLIGHT_MAX;
+	/* A bridge connection has no context of its own (0 is none). */
+	c->app = bridge ? 0 : fw_card_app_open(card);
+	if (!bridge && !c->app) {
 		free(c);
 		close(fd);
 		return;
@@ -329,7 +552,8 @@ static void start_conn(int fd)
 	if (pthread_create(&t, &attr, reader, c)) {
 		logmsg("cannot start a connection thread");
 		pthread_attr_destroy(&attr);
-		fw_card_app_close(card, c->app);
+		if (c->app)
+			fw_card_app_close(card, c->app);
 		close(fd);
 		conn_unlist(c);
 		pthread_mutex_destroy(&c->lock);
@@ -439,37 +663,45 @@ static int setup_signals(void)
 	return 0;
 }
 
-/* Accept clients until SIGTERM or SIGINT. */
-static void serve(int lfd)
+static void accept_one(int lfd, bool bridge)
 {
-	struct pollfd p[2] = {
-		{ .fd = lfd, .events = POLLIN },
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED)
+			logmsg("accept: %s", strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			usleep(100000);	/* let connections end */
+		return;
+	}
+	start_conn(fd, bridge);
+}
+
+/*
+ * Accept clients until SIGTERM or SIGINT: plain ones on @lfd, bridges on
+ * @bfd (either may be -1).
+ */
+static void serve(int lfd, int bfd)
+{
+	struct pollfd p[3] = {
 		{ .fd = wake_pipe[0], .events = POLLIN },
+		{ .fd = lfd, .events = POLLIN },
+		{ .fd = bfd, .events = POLLIN },
 	};
 
 	for (;;) {
-		int fd;
-
-		if (poll(p, 2, -1) < 0) {
+		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			logmsg("poll: %s", strerror(errno));
 			return;
 		}
-		if (p[1].revents)
+		if (p[0].revents)
 			return;
-		if (!(p[0].revents & POLLIN))
-			continue;
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EINTR && errno != EAGAIN &&
-			    errno != ECONNABORTED)
-				logmsg("accept: %s", strerror(errno));
-			if (errno == EMFILE || errno == ENFILE)
-				usleep(100000);	/* let connections end */
-			continue;
-		}
-		start_conn(fd);
+		if (p[1].revents & POLLIN)
+			accept_one(lfd, false);
+		if (p[2].revents & POLLIN)
+			accept_one(bfd, true);
 	}
 }
 
@@ -478,6 +710,7 @@ static void serve(int lfd)
 struct options {
 	const char *state;
 	const char *socket;
+	const char *bridge;
 	unsigned int partitions;
 	unsigned int pin_iterations;
 	unsigned int workers;
@@ -486,12 +719,14 @@ struct options {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: phsm-fw --state DIR --socket PATH [options]\n"
+		"usage: phsm-fw --state DIR {--socket PATH | --bridge PATH} [options]\n"
 		"\n"
 		"Run the firmware of one simulated phsm card in the foreground.\n"
 		"\n"
 		"  --state DIR            card state (store, master key); created if missing\n"
 		"  --socket PATH          Unix socket the clients connect to\n"
+		"  --bridge PATH          Unix socket for the QEMU device (many contexts\n"
+		"                         per connection, see phsm_proto.h)\n"
 		"  --partitions N         tokens on the card, 1..16 (default 2)\n"
 		"  --pin-iterations N     PBKDF2 rounds for new PINs (default 100000)\n"
 		"  --workers N            request threads (default: CPUs, at least 2)\n"
@@ -517,6 +752,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	static const struct option longopts[] = {
 		{ "state", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'S' },
+		{ "bridge", required_argument, NULL, 'b' },
 		{ "partitions", required_argument, NULL, 'p' },
 		{ "pin-iterations", required_argument, NULL, 'i' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -533,6 +769,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'S':
 			o->socket = optarg;
+			break;
+		case 'b':
+			o->bridge = optarg;
 			break;
 		case 'p':
 			if (!parse_uint(optarg, 1, 16, &o->partitions)) {
@@ -566,8 +805,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		logmsg("unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
-	if (!o->state || !o->socket) {
-		logmsg("--state and --socket are required");
+	if (!o->state || (!o->socket && !o->bridge)) {
+		logmsg("--state and --socket or --bridge (or both) are required");
+		return -1;
+	}
+	if (o->socket && o->bridge && !strcmp(o->socket, o->bridge)) {
+		logmsg("--socket and --bridge must differ");
 		return -1;
 	}
 	return 0;
@@ -586,11 +829,11 @@ int main(int argc, char **argv)
 	struct fw_card_config cfg;
 	pthread_t *pool;
 	char err[512] = "";
-	int lfd;
+	int lfd = -1, bfd = -1;
 
 	if (parse_args(argc, argv, &o)) {
-		fprintf(stderr, "usage: phsm-fw --state DIR --socket PATH"
-			" [options]; see phsm-fw --help\n");
+		fprintf(stderr, "usage: phsm-fw --state DIR {--socket PATH |"
+			" --bridge PATH} [options]; see phsm-fw --help\n");
 		return EXIT_USAGE;
 	}
 	if (!o.workers)
@@ -608,8 +851,15 @@ int main(int argc, char **argv)
 		logmsg("cannot open the card: %s", err);
 		return 1;
 	}
-	lfd = listen_on(o.socket);
-	if (lfd < 0) {
+	if (o.socket)
+		lfd = listen_on(o.socket);
+	if (o.bridge && (!o.socket || lfd >= 0))
+		bfd = listen_on(o.bridge);
+	if ((o.socket && lfd < 0) || (o.bridge && bfd < 0)) {
+		if (lfd >= 0) {
+			close(lfd);
+			unlink(o.socket);
+		}
 		fw_card_close(card);
 		return 1;
 	}
@@ -624,14 +874,22 @@ int main(int argc, char **argv)
 		logmsg("out of memory");
 		return 1;
 	}
-	logmsg("serving %u partition(s) on %s (state %s, %u workers)",
-	       o.partitions, o.socket, o.state, o.workers);
+	logmsg("serving %u partition(s) on %s%s%s (state %s, %u workers)",
+	       o.partitions, o.socket ? o.socket : "",
+	       o.socket && o.bridge ? " and bridge " : o.bridge ? "bridge " : "",
+	       o.bridge ? o.bridge : "", o.state, o.workers);
 
-	serve(lfd);
+	serve(lfd, bfd);
 
 	logmsg("shutting down");
-	close(lfd);
-	unlink(o.socket);
+	if (lfd >= 0) {
+		close(lfd);
+		unlink(o.socket);
+	}
+	if (bfd >= 0) {
+		close(bfd);
+		unlink(o.bridge);
+	}
 	end_connections();
 	pthread_mutex_lock(&queue_lock);
 	stopping = true;
