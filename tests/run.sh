@@ -12,6 +12,10 @@
 #   crash       SIGKILL the daemon while it stores objects
 #   malformed   malformed messages straight to the daemon's socket
 #   fuzz        libFuzzer on the firmware's request handling (bounded)
+#   driver      phsm.ko: W=1 build and sparse against 6.1 and 6.12, checkpatch
+#   qemu        the QEMU device (qtest) and phsm-fw's bridge mode
+#   vm          make vm-check: kselftests and the PKCS#11 suite through
+#               /dev/phsm* in VMs with the 6.1 and 6.12 kernels
 #
 # Each suite's output goes to build/logs/<suite>.log; a failing suite
 # prints the tail of its log.  The last line is "N passed, N failed".
@@ -27,7 +31,7 @@ TOP=$PWD
 LOGS=$TOP/build/logs
 SUMMARY=$TOP/build/test-summary.txt
 FUZZ_SECONDS=${PHSM_FUZZ_SECONDS:-60}
-SUITES=${PHSM_SUITES:-build unit pkcs11 interop crash malformed fuzz}
+SUITES=${PHSM_SUITES:-build unit pkcs11 interop crash malformed fuzz driver qemu vm}
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 TOTAL_PASSED=0
@@ -51,6 +55,23 @@ count_cmocka() {
 count_checks() {
 	P=$(grep -c '^PASS: ' "$1")
 	F=$(grep -c '^FAIL: ' "$1")
+}
+
+# count_totals LOG: sets P and F from the last "<name>: N passed, N failed"
+# line that a runner of its own printed (tests/qemu, tests/vm).
+count_totals() {
+	local line
+	line=$(grep -E '^[a-z0-9/.-]+: [0-9]+ passed, [0-9]+ failed$' "$1" |
+		tail -n 1)
+	P=$(sed -nE 's/.*: ([0-9]+) passed.*/\1/p' <<<"$line")
+	F=$(sed -nE 's/.*, ([0-9]+) failed$/\1/p' <<<"$line")
+	P=${P:-0} F=${F:-0}
+}
+
+# count_make LOG: a make target is one check, passed when it succeeded
+# (report turns a non-zero exit into the failure).
+count_make() {
+	P=1 F=0
 }
 
 # report NAME LOG RC SECONDS: add P/F to the totals, print the suite line.
@@ -204,6 +225,27 @@ if want fuzz; then
 	else
 		missing fuzz "build/fuzz/fuzz-decoder"
 	fi
+fi
+
+# The kernel module: W=1 builds against both kernels, sparse, checkpatch.
+if want driver; then
+	for k in 6.1 6.12; do
+		run_suite "driver/build/$k" make 900 make --no-print-directory module KVER=$k
+		run_suite "driver/sparse/$k" make 900 make --no-print-directory module-sparse KVER=$k
+	done
+	run_suite driver/checkpatch make 300 make --no-print-directory module-checkpatch
+fi
+
+# The QEMU device: the bridge protocol and the device driven by qtest.
+if want qemu; then
+	PHSM_FW=$TOP/$ASAN_FW run_suite qemu totals 1800 tests/qemu/run.sh
+fi
+
+# The whole device path in VMs with Debian's 6.1 and 6.12 kernels; every
+# test is listed by name.
+if want vm; then
+	run_suite vm totals 3600 make --no-print-directory vm-check
+	grep -E '^ +(PASS|FAIL|SKIP) ' "$LOGS/vm.log" || true
 fi
 
 echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed" | tee "$SUMMARY"
