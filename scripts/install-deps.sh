@@ -1,6 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Install what building, the demo and the tests need on Debian 12.
+# Usage: scripts/install-deps.sh [--check]
 # Fast when everything is there: apt-get runs only for missing packages,
 # and the package lists are refreshed only then.
 set -eu
@@ -18,6 +19,14 @@ PACKAGES="
 	linux-libc-dev
 	libpci-dev pciutils
 "
+# `--check`: also what the kernel-module checks and the VM tests need
+# (scripts/build-qemu.sh installs QEMU's own build dependencies).
+if [ "${1:-}" = "--check" ]; then
+	PACKAGES="$PACKAGES
+	sparse linux-source-6.1 perl bc kmod
+	busybox-static cpio xz-utils seabios qemu-system-data
+"
+fi
 
 installed() {
 	[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]

@@ -83,7 +83,7 @@ fuzz: $(FUZZ_BIN) $(FUZZ_SEEDS_BIN)
 tests: $(TEST_PROGS) fuzz
 
 check:
-	./scripts/install-deps.sh
+	./scripts/install-deps.sh --check
 	./tests/run.sh
 
 demo:
