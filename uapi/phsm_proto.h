@@ -266,7 +266,26 @@ enum phsm_opcode {
 	PHSM_OP_NOP			= 0x0081, /* -: does nothing (round-trip measurement) */
 	PHSM_OP_APP_OPEN		= 0x0082, /* -: bridge only: open header.app_ctx */
 
-	/* 0x0100 - 0x01ff: Luna CA_ extensions (cloning, domains, clusters) */
+	/*
+	 * 0x0100 - 0x01ff: Luna CA_ extensions (cloning, domains, clusters).
+	 * Labels of domains are 1..32 bytes, not padded; token labels are
+	 * 32 bytes, blank-padded.  An empty "old"/"label" names a domain
+	 * without a label.  Policies are pairs of CK_PHSM_POLICY_* number and
+	 * value (phsm/cryptoki_ca.h); container is ~0 or the partition index.
+	 * lock states: 0 free, 1 held by this application, 2 by another.
+	 */
+	PHSM_OP_CA_ADD_KCV		= 0x0100, /* U64 sess, BYTES kcv, BYTES label, U64 primary (0/1) */
+	PHSM_OP_CA_CHANGE_KCV_LABEL	= 0x0101, /* U64 sess, BYTES old, BYTES new */
+	PHSM_OP_CA_DELETE_KCV		= 0x0102, /* U64 sess, BYTES label */
+	PHSM_OP_CA_GET_KCV_LABELS	= 0x0103, /* U64 part -> U64_ARRAY flags, U64_ARRAY lengths,
+						   * BYTES labels (concatenated; at most 3) */
+	PHSM_OP_CA_SET_POLICY		= 0x0110, /* U64 sess, U64 container, U64 type, U64 value */
+	PHSM_OP_CA_GET_POLICIES		= 0x0111, /* U64 part -> U64_ARRAY types, U64_ARRAY values */
+	PHSM_OP_CA_CLUSTER_INFO		= 0x0120, /* -> BYTES current labels (32 per partition),
+						   * BYTES original labels (same), U64_ARRAY lock states */
+	PHSM_OP_CA_CLAIM_UNASSIGNED	= 0x0121, /* BYTES cluster_id -> U64 part, BYTES label(32) */
+	PHSM_OP_CA_LOCK_SLOT		= 0x0122, /* U64 part */
+	PHSM_OP_CA_UNLOCK_SLOT		= 0x0123, /* U64 part */
 };
 
 /* Field sizes of the fixed-layout info blocks (space-padded, not NUL-terminated). */

@@ -2,10 +2,13 @@
 /*
  * The function lists and interfaces: C_GetFunctionList (the 2.40 list),
  * C_GetInterfaceList and C_GetInterface ("PKCS 11" 3.0, the default, and
- * "PKCS 11" 2.40).  None is CKF_INTERFACE_FORK_SAFE: a forked child must
- * call C_Initialize again.
+ * "PKCS 11" 2.40) and the vendor interface "phsm CA" with the Luna CA_
+ * functions (phsm/cryptoki_ca.h).  None is CKF_INTERFACE_FORK_SAFE: a
+ * forked child must call C_Initialize again.
  */
 #include <string.h>
+
+#include <phsm/cryptoki_ca.h>
 
 #include "lib.h"
 
@@ -24,12 +27,39 @@ static CK_FUNCTION_LIST functions_2_40 = {
 
 #undef FN
 
+/* The cloning functions come later: NULL until they are implemented. */
+static CK_PHSM_CA_FUNCTION_LIST functions_ca = {
+	.version = { CK_PHSM_CA_VERSION_MAJOR, CK_PHSM_CA_VERSION_MINOR },
+	.CA_MigrateKeys = NULL,
+	.CA_MigrationStartSessionNegotiation = NULL,
+	.CA_MigrationContinueSessionNegotiation = NULL,
+	.CA_MigrationCloseSession = NULL,
+	.CA_Extract = NULL,
+	.CA_Insert = NULL,
+	.CA_CloneObject = NULL,
+	.CA_CloneAsSourceInit = NULL,
+	.CA_CloneAsTargetInit = NULL,
+	.CA_CloneAsSource = NULL,
+	.CA_CloneAsTarget = NULL,
+	.CA_AddKCV = CA_AddKCV,
+	.CA_ChangeKCVLabel = CA_ChangeKCVLabel,
+	.CA_DeleteKCV = CA_DeleteKCV,
+	.CA_GetKCVLabels = CA_GetKCVLabels,
+	.CA_GetSlotId = CA_GetSlotId,
+	.CA_GetUnassignedSlot = CA_GetUnassignedSlot,
+	.CA_LockClusteredSlot = CA_LockClusteredSlot,
+	.CA_UnlockClusteredSlot = CA_UnlockClusteredSlot,
+	.CA_SetContainerPolicy = CA_SetContainerPolicy,
+	.CA_GetContainerPolicy = CA_GetContainerPolicy,
+};
+
 static CK_UTF8CHAR pkcs11_name[] = "PKCS 11";
+static CK_UTF8CHAR ca_name[] = CK_PHSM_CA_INTERFACE_NAME;
 
 static CK_INTERFACE interfaces[] = {
 	{ pkcs11_name, &functions_3_0, 0 },	/* the default: first */
 	{ pkcs11_name, &functions_2_40, 0 },
-	/* The vendor interface for the Luna CA_ functions goes here. */
+	{ ca_name, &functions_ca, 0 },		/* Luna CA_ functions */
 };
 
 #define N_INTERFACES (sizeof(interfaces) / sizeof(interfaces[0]))

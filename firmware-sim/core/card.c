@@ -47,6 +47,7 @@ static void card_free(struct fw_card *card)
 	pthread_mutex_destroy(&card->lock);
 	pthread_mutex_destroy(&card->store_lock);
 	OPENSSL_cleanse(card->part, sizeof(card->part));
+	OPENSSL_cleanse(card->ext, sizeof(card->ext));
 	free(card);
 }
 
@@ -103,7 +104,8 @@ int fw_card_open(const struct fw_card_config *cfg, struct fw_card **out,
 						   : FW_PIN_ITERATIONS;
 	card->next_app = 1;
 	if (fw_store_open(cfg->state_dir, &card->store, err, err_len) ||
-	    load_state(card, err, err_len)) {
+	    load_state(card, err, err_len) ||
+	    fw_ext_load(card, cfg->cluster_id, err, err_len)) {
 		card_free(card);
 		return -1;
 	}
@@ -190,6 +192,7 @@ void fw_card_app_close(struct fw_card *card, uint64_t app)
 	struct fw_app **pp;
 
 	fw_close_sessions(card, app, 0, true);
+	fw_ext_release_locks(card, app);
 	pthread_mutex_lock(&card->lock);
 	for (pp = &card->apps; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == app) {

@@ -18,6 +18,9 @@ struct fw_card_config {
 	const char *state_dir;		/* created if missing */
 	unsigned int partitions;	/* tokens on this card, 1..16 */
 	unsigned int pin_iterations;	/* PBKDF2 rounds; 0: the default */
+	/* Cluster ID given to partitions when they are first created
+	 * (1..24 of [A-Za-z0-9_.-]); NULL: the card's serial number. */
+	const char *cluster_id;
 };
 
 /* Returns 0, or -1 with a message in err. */

@@ -554,6 +554,7 @@ static CK_RV h_app_close(struct fw_req *rq)
 	if (!decoded(rq))
 		return CKR_OK;
 	fw_close_sessions(rq->card, rq->app, 0, true);
+	fw_ext_release_locks(rq->card, rq->app);
 	return CKR_OK;
 }
 
@@ -609,6 +610,16 @@ static const struct {
 	{ PHSM_OP_GENERATE_RANDOM, fw_h_generate_random },
 	{ PHSM_OP_APP_CLOSE, h_app_close },
 	{ PHSM_OP_NOP, h_nop },
+	{ PHSM_OP_CA_ADD_KCV, fw_h_ca_add_kcv },
+	{ PHSM_OP_CA_CHANGE_KCV_LABEL, fw_h_ca_change_kcv_label },
+	{ PHSM_OP_CA_DELETE_KCV, fw_h_ca_delete_kcv },
+	{ PHSM_OP_CA_GET_KCV_LABELS, fw_h_ca_get_kcv_labels },
+	{ PHSM_OP_CA_SET_POLICY, fw_h_ca_set_policy },
+	{ PHSM_OP_CA_GET_POLICIES, fw_h_ca_get_policies },
+	{ PHSM_OP_CA_CLUSTER_INFO, fw_h_ca_cluster_info },
+	{ PHSM_OP_CA_CLAIM_UNASSIGNED, fw_h_ca_claim_unassigned },
+	{ PHSM_OP_CA_LOCK_SLOT, fw_h_ca_lock_slot },
+	{ PHSM_OP_CA_UNLOCK_SLOT, fw_h_ca_unlock_slot },
 };
 
 static fw_handler find_handler(uint16_t opcode)

@@ -56,6 +56,34 @@ struct fw_pin {
 	uint8_t hash[FW_HASH_LEN];
 };
 
+/* Luna extensions (luna.c): cloning domains, policies, cluster labels. */
+#define FW_DOMAINS_MAX		3	/* cloning domains per partition */
+#define FW_DOMAIN_LABEL_MAX	32
+#define FW_KCV_MAX		256	/* bytes of a typed KCV */
+#define FW_CLUSTER_ID_MAX	24	/* "phsm-<cluster>-<p>" fits in 32 */
+#define FW_NPOLICIES		3
+
+struct fw_domain {
+	uint8_t label_len;		/* 0: a domain without a label */
+	uint8_t label[FW_DOMAIN_LABEL_MAX];
+	bool primary;
+	uint8_t secret[FW_HASH_LEN];	/* derived from the KCV; never leaves */
+};
+
+/*
+ * The Luna record of a partition, stored sealed beside its fw_part_rec.
+ * The cluster ID and original label are fixed when the partition is
+ * first created; C_InitToken resets the domains and policies.
+ */
+struct fw_part_ext {
+	uint8_t cluster_len;
+	uint8_t cluster[FW_CLUSTER_ID_MAX];
+	uint8_t orig_label[PHSM_LABEL_LEN];
+	unsigned int ndomains;
+	struct fw_domain dom[FW_DOMAINS_MAX];
+	uint64_t policy[FW_NPOLICIES];	/* values, in fw_policy_types order */
+};
+
 /* The persistent record of one partition (one PKCS#11 token). */
 struct fw_part_rec {
 	bool initialized;
@@ -132,6 +160,8 @@ struct fw_card {
 	uint32_t pin_iterations;
 	uint8_t serial[PHSM_SERIAL_LEN];
 	struct fw_part_rec part[FW_MAX_PARTITIONS];
+	struct fw_part_ext ext[FW_MAX_PARTITIONS];	/* store_lock + lock */
+	uint64_t slot_lock[FW_MAX_PARTITIONS];	/* cluster lock: owner app */
 	bool part_busy[FW_MAX_PARTITIONS];	/* C_InitToken in progress */
 	uint64_t next_handle;		/* sessions and objects share it */
 	uint64_t handle_limit;		/* persisted: handles below are used */
@@ -170,7 +200,13 @@ CK_RV fw_store_put_objects(struct fw_store *st, size_t n,
 			   struct fw_obj *const *objs);
 CK_RV fw_store_delete_object(struct fw_store *st, uint64_t handle);
 CK_RV fw_store_init_partition(struct fw_store *st, unsigned int idx,
-			      const struct fw_part_rec *rec);
+			      const struct fw_part_rec *rec,
+			      const struct fw_part_ext *ext);
+/* 0 loaded, 1 absent, -1 error or corrupt. */
+int fw_store_load_ext(struct fw_store *st, unsigned int idx,
+		      struct fw_part_ext *ext);
+CK_RV fw_store_put_ext(struct fw_store *st, unsigned int idx,
+		       const struct fw_part_ext *ext);
 CK_RV fw_store_set_handle_limit(struct fw_store *st, uint64_t limit);
 
 /* pin.c */
@@ -294,6 +330,23 @@ CK_RV fw_h_msg_oneshot(struct fw_req *rq);
 CK_RV fw_h_msg_begin(struct fw_req *rq);
 CK_RV fw_h_msg_next(struct fw_req *rq);
 CK_RV fw_h_msg_final(struct fw_req *rq);
+
+/* luna.c: the CA_ extensions */
+extern const uint64_t fw_policy_types[FW_NPOLICIES];
+int fw_ext_load(struct fw_card *card, const char *cluster_id, char *err,
+		size_t err_len);
+void fw_ext_reset(struct fw_part_ext *ext);
+void fw_ext_release_locks(struct fw_card *card, uint64_t app);
+CK_RV fw_h_ca_add_kcv(struct fw_req *rq);
+CK_RV fw_h_ca_change_kcv_label(struct fw_req *rq);
+CK_RV fw_h_ca_delete_kcv(struct fw_req *rq);
+CK_RV fw_h_ca_get_kcv_labels(struct fw_req *rq);
+CK_RV fw_h_ca_set_policy(struct fw_req *rq);
+CK_RV fw_h_ca_get_policies(struct fw_req *rq);
+CK_RV fw_h_ca_cluster_info(struct fw_req *rq);
+CK_RV fw_h_ca_claim_unassigned(struct fw_req *rq);
+CK_RV fw_h_ca_lock_slot(struct fw_req *rq);
+CK_RV fw_h_ca_unlock_slot(struct fw_req *rq);
 
 /* keys.c: key generation, wrapping, derivation, random numbers */
 CK_RV fw_h_generate_key(struct fw_req *rq);

@@ -57,7 +57,10 @@ static const char schema[] =
 	"  user_hash BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS objects ("
 	"  handle INTEGER PRIMARY KEY, partition INTEGER NOT NULL,"
-	"  blob BLOB NOT NULL);";
+	"  blob BLOB NOT NULL);"
+	/* Luna extensions of a partition (struct fw_part_ext), sealed. */
+	"CREATE TABLE IF NOT EXISTS partext ("
+	"  idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);";
 
 static void set_err(char *err, size_t len, const char *fmt, const char *a,
 		    const char *b)
@@ -751,8 +754,139 @@ CK_RV fw_store_delete_object(struct fw_store *st, uint64_t handle)
 	return finish(st, rc);
 }
 
+/* ---- Luna extension records ------------------------------------------ */
+
+#define EXT_VERSION	1
+#define EXT_DOM_LEN	(1 + FW_DOMAIN_LABEL_MAX + 1 + FW_HASH_LEN)
+#define EXT_LEN		(1 + 1 + FW_CLUSTER_ID_MAX + PHSM_LABEL_LEN + 1 + \
+			 FW_DOMAINS_MAX * EXT_DOM_LEN + FW_NPOLICIES * 8)
+
+static void ext_serialize(const struct fw_part_ext *e, uint8_t *b)
+{
+	uint8_t *p = b;
+
+	*p++ = EXT_VERSION;
+	*p++ = e->cluster_len;
+	memcpy(p, e->cluster, FW_CLUSTER_ID_MAX);
+	p += FW_CLUSTER_ID_MAX;
+	memcpy(p, e->orig_label, PHSM_LABEL_LEN);
+	p += PHSM_LABEL_LEN;
+	*p++ = (uint8_t)e->ndomains;
+	for (int i = 0; i < FW_DOMAINS_MAX; i++) {
+		*p++ = e->dom[i].label_len;
+		memcpy(p, e->dom[i].label, FW_DOMAIN_LABEL_MAX);
+		p += FW_DOMAIN_LABEL_MAX;
+		*p++ = e->dom[i].primary;
+		memcpy(p, e->dom[i].secret, FW_HASH_LEN);
+		p += FW_HASH_LEN;
+	}
+	for (int i = 0; i < FW_NPOLICIES; i++, p += 8)
+		fw_put_le64(p, e->policy[i]);
+}
+
+static bool ext_deserialize(const uint8_t *b, size_t len,
+			    struct fw_part_ext *e)
+{
+	const uint8_t *p = b;
+
+	memset(e, 0, sizeof(*e));
+	if (len != EXT_LEN || *p++ != EXT_VERSION)
+		return false;
+	e->cluster_len = *p++;
+	memcpy(e->cluster, p, FW_CLUSTER_ID_MAX);
+	p += FW_CLUSTER_ID_MAX;
+	memcpy(e->orig_label, p, PHSM_LABEL_LEN);
+	p += PHSM_LABEL_LEN;
+	e->ndomains = *p++;
+	if (e->cluster_len > FW_CLUSTER_ID_MAX || e->ndomains > FW_DOMAINS_MAX)
+		return false;
+	for (int i = 0; i < FW_DOMAINS_MAX; i++) {
+		e->dom[i].label_len = *p++;
+		memcpy(e->dom[i].label, p, FW_DOMAIN_LABEL_MAX);
+		p += FW_DOMAIN_LABEL_MAX;
+		e->dom[i].primary = *p++ != 0;
+		memcpy(e->dom[i].secret, p, FW_HASH_LEN);
+		p += FW_HASH_LEN;
+		if (e->dom[i].label_len > FW_DOMAIN_LABEL_MAX)
+			return false;
+	}
+	for (int i = 0; i < FW_NPOLICIES; i++, p += 8)
+		e->policy[i] = fw_get_le64(p);
+	return true;
+}
+
+/* Sealed like objects, with handle 0 (no object has it) in the AAD. */
+static int put_ext(struct fw_store *st, unsigned int idx,
+		   const struct fw_part_ext *ext)
+{
+	uint8_t aad[16], plain[EXT_LEN], *sealed = NULL;
+	size_t sealed_len = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	make_aad(aad, 0, idx);
+	ext_serialize(ext, plain);
+	if (!seal(st, aad, plain, sizeof(plain), &sealed, &sealed_len)) {
+		OPENSSL_cleanse(plain, sizeof(plain));
+		return SQLITE_NOMEM;
+	}
+	OPENSSL_cleanse(plain, sizeof(plain));
+	rc = prepare(st, "INSERT OR REPLACE INTO partext (idx, blob)"
+		     " VALUES (?1, ?2)", &stmt);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(stmt, 1, idx);
+		sqlite3_bind_blob(stmt, 2, sealed, (int)sealed_len, SQLITE_STATIC);
+		rc = step_done(st, stmt);
+	}
+	free(sealed);
+	return rc;
+}
+
+CK_RV fw_store_put_ext(struct fw_store *st, unsigned int idx,
+		       const struct fw_part_ext *ext)
+{
+	int rc = begin(st);
+
+	if (rc == SQLITE_OK)
+		rc = put_ext(st, idx, ext);
+	return finish(st, rc);
+}
+
+int fw_store_load_ext(struct fw_store *st, unsigned int idx,
+		      struct fw_part_ext *ext)
+{
+	sqlite3_stmt *stmt;
+	uint8_t aad[16], *plain = NULL;
+	size_t plain_len = 0;
+	int rc = prepare(st, "SELECT blob FROM partext WHERE idx = ?1", &stmt);
+	int ret = -1;
+
+	if (rc != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, idx);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else if (rc == SQLITE_ROW) {
+		const uint8_t *blob = sqlite3_column_blob(stmt, 0);
+		size_t len = (size_t)sqlite3_column_bytes(stmt, 0);
+
+		make_aad(aad, 0, idx);
+		if (blob && unseal(st, aad, blob, len, &plain, &plain_len) &&
+		    ext_deserialize(plain, plain_len, ext))
+			ret = 0;
+		if (plain) {
+			OPENSSL_cleanse(plain, plain_len);
+			free(plain);
+		}
+	}
+	sqlite3_finalize(stmt);
+	return ret;
+}
+
 CK_RV fw_store_init_partition(struct fw_store *st, unsigned int idx,
-			      const struct fw_part_rec *rec)
+			      const struct fw_part_rec *rec,
+			      const struct fw_part_ext *ext)
 {
 	sqlite3_stmt *stmt;
 	int rc = begin(st);
@@ -765,6 +899,8 @@ CK_RV fw_store_init_partition(struct fw_store *st, unsigned int idx,
 	}
 	if (rc == SQLITE_OK)
 		rc = put_partition(st, idx, rec);
+	if (rc == SQLITE_OK)
+		rc = put_ext(st, idx, ext);
 	return finish(st, rc);
 }
 

@@ -258,6 +258,7 @@ CK_RV fw_init_token(struct fw_card *card, unsigned int part,
 		    const uint8_t *pin, size_t pin_len, const uint8_t *label)
 {
 	struct fw_part_rec rec = { .initialized = true };
+	struct fw_part_ext ext = { 0 };
 	size_t all, rw;
 	bool initialized;
 	CK_RV rv;
@@ -285,10 +286,16 @@ CK_RV fw_init_token(struct fw_card *card, unsigned int part,
 	pthread_mutex_lock(&card->store_lock);
 	rv = claim_partition(card, part, initialized);
 	if (rv == CKR_OK) {
-		rv = fw_store_init_partition(card->store, part, &rec);
+		/* The cloning domains and policies go with the old token. */
+		pthread_mutex_lock(&card->lock);
+		ext = card->ext[part];
+		pthread_mutex_unlock(&card->lock);
+		fw_ext_reset(&ext);
+		rv = fw_store_init_partition(card->store, part, &rec, &ext);
 		pthread_mutex_lock(&card->lock);
 		if (rv == CKR_OK) {
 			card->part[part] = rec;
+			card->ext[part] = ext;
 			fw_objects_drop(card, obj_of_part, &part);
 			for (struct fw_app *a = card->apps; a; a = a->next)
 				a->login[part] = FW_NOBODY;
@@ -298,6 +305,7 @@ CK_RV fw_init_token(struct fw_card *card, unsigned int part,
 	}
 	pthread_mutex_unlock(&card->store_lock);
 	OPENSSL_cleanse(&rec, sizeof(rec));
+	OPENSSL_cleanse(&ext, sizeof(ext));
 	return rv;
 }
 

@@ -714,6 +714,7 @@ struct options {
 	unsigned int partitions;
 	unsigned int pin_iterations;
 	unsigned int workers;
+	const char *cluster_id;
 };
 
 static void usage(FILE *f)
@@ -730,6 +731,8 @@ static void usage(FILE *f)
 		"  --partitions N         tokens on the card, 1..16 (default 2)\n"
 		"  --pin-iterations N     PBKDF2 rounds for new PINs (default 100000)\n"
 		"  --workers N            request threads (default: CPUs, at least 2)\n"
+		"  --cluster-id ID        cluster of partitions created now (original label\n"
+		"                         phsm-ID-N; default: the card's serial number)\n"
 		"  --help                 this text\n");
 }
 
@@ -756,6 +759,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "partitions", required_argument, NULL, 'p' },
 		{ "pin-iterations", required_argument, NULL, 'i' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "cluster-id", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -791,6 +795,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 				logmsg("--workers: want 1..256, got '%s'", optarg);
 				return -1;
 			}
+			break;
+		case 'c':
+			o->cluster_id = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -846,6 +853,7 @@ int main(int argc, char **argv)
 		.state_dir = o.state,
 		.partitions = o.partitions,
 		.pin_iterations = o.pin_iterations,
+		.cluster_id = o.cluster_id,
 	};
 	if (fw_card_open(&cfg, &card, err, sizeof(err))) {
 		logmsg("cannot open the card: %s", err);

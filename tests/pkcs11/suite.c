@@ -741,6 +741,8 @@ int main(int argc, char **argv)
 		{ keys_tests, &keys_count },
 		{ threads_tests, &threads_count },
 		{ args_tests, &args_count },
+		{ ca_domains_tests, &ca_domains_count },
+		{ ca_cluster_tests, &ca_cluster_count },
 	};
 	struct CMUnitTest *all;
 	size_t total = 0, k = 0;

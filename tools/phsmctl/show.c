@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * phsmctl show: one card and its partitions, as the card itself reports
- * them (GET_CARD_INFO, then GET_TOKEN_INFO for each partition).  The
+ * them (GET_CARD_INFO, then GET_TOKEN_INFO and CA_GET_POLICIES for each
+ * partition).  The
  * requests go through /dev/phsmN (PHSM_IOCTL_SUBMIT) or, with --socket,
  * straight to a phsm-fw daemon, one at a time.  Like the library, this
  * opens its own application context and checks every answer: framing,
@@ -25,6 +26,14 @@
 
 #define HDR_LEN sizeof(struct phsm_msg_hdr)
 #define MAX_PARTS 16
+#define MAX_POLICIES 16
+
+/* A partition's policies (CA_SetContainerPolicy): numbers and values. */
+struct policies {
+	size_t n;
+	uint64_t type[MAX_POLICIES];
+	uint64_t value[MAX_POLICIES];
+};
 
 struct conn {
 	int fd;
@@ -260,7 +269,48 @@ static int request_struct(struct conn *c, uint16_t opcode,
 	return 0;
 }
 
+static int request_policies(struct conn *c, uint64_t part, struct policies *pol)
+{
+	struct answer a;
+	const uint8_t *t, *v;
+	size_t nt, nv;
+
+	if (request(c, PHSM_OP_CA_GET_POLICIES, &part, &a))
+		return -1;
+	t = phsm_get_u64_array(&a.r, &nt);
+	v = phsm_get_u64_array(&a.r, &nv);
+	if (!t || !v || nt != nv || nt > MAX_POLICIES ||
+	    !phsm_reader_done(&a.r)) {
+		err_msg("%s: malformed answer to opcode 0x%04x", c->name,
+			PHSM_OP_CA_GET_POLICIES);
+		free(a.buf);
+		return -1;
+	}
+	pol->n = nt;
+	for (size_t i = 0; i < nt; i++) {
+		pol->type[i] = phsm_array_u64(t, i);
+		pol->value[i] = phsm_array_u64(v, i);
+	}
+	free(a.buf);
+	return 0;
+}
+
 /* ---- output ----------------------------------------------------------- */
+
+/* Names of the policies phsm knows (Documentation/phsm/luna.rst). */
+static const char *policy_name(uint64_t type)
+{
+	switch (type) {
+	case 44:
+		return "extended-domain-management";
+	case 0x1003:
+		return "cpv3-disabled";
+	case 0x1004:
+		return "cpv4-disabled";
+	default:
+		return "unknown";
+	}
+}
 
 static const struct {
 	CK_FLAGS flag;
@@ -323,7 +373,8 @@ static void plain_field(const char *name, const uint8_t *s, size_t n)
 }
 
 static void print_plain(const struct conn *c, const struct phsm_card_info *ci,
-			const struct phsm_token_info *ti, unsigned int nparts)
+			const struct phsm_token_info *ti,
+			const struct policies *pol, unsigned int nparts)
 {
 	printf("card %s\n", c->name);
 	plain_field("manufacturer", ci->manufacturer, sizeof(ci->manufacturer));
@@ -360,6 +411,12 @@ static void print_plain(const struct conn *c, const struct phsm_card_info *ci,
 		plain_count(le64(&t->max_session_count), true);
 		printf(", read/write ");
 		plain_count(le64(&t->rw_session_count), false);
+		printf("\n  %-14s", "policies");
+		for (size_t i = 0; i < pol[p].n; i++)
+			printf(" %llu(%s)=%llu",
+			       (unsigned long long)pol[p].type[i],
+			       policy_name(pol[p].type[i]),
+			       (unsigned long long)pol[p].value[i]);
 		printf("\n");
 	}
 }
@@ -373,7 +430,8 @@ static void json_count(struct json *j, const char *key, uint64_t v)
 }
 
 static void print_json(const struct conn *c, const struct phsm_card_info *ci,
-		       const struct phsm_token_info *ti, unsigned int nparts)
+		       const struct phsm_token_info *ti,
+		       const struct policies *pol, unsigned int nparts)
 {
 	struct json j;
 
@@ -418,6 +476,15 @@ static void print_json(const struct conn *c, const struct phsm_card_info *ci,
 		json_count(&j, "sessions", le64(&t->session_count));
 		json_count(&j, "rw_sessions", le64(&t->rw_session_count));
 		json_count(&j, "max_sessions", le64(&t->max_session_count));
+		json_begin(&j, "policies", '[');
+		for (size_t i = 0; i < pol[p].n; i++) {
+			json_begin(&j, NULL, '{');
+			json_uint(&j, "number", pol[p].type[i]);
+			json_str(&j, "name", policy_name(pol[p].type[i]));
+			json_uint(&j, "value", pol[p].value[i]);
+			json_end(&j, '}');
+		}
+		json_end(&j, ']');
 		json_end(&j, '}');
 	}
 	json_end(&j, ']');
@@ -453,6 +520,7 @@ int cmd_show(const struct options *o, const char *card)
 	struct conn c = { .fd = -1 };
 	struct phsm_card_info ci;
 	struct phsm_token_info ti[MAX_PARTS];
+	struct policies pol[MAX_PARTS];
 	char path[4096];
 	unsigned int nparts;
 	int rc = EXIT_FAIL;
@@ -479,13 +547,14 @@ int cmd_show(const struct options *o, const char *card)
 		uint64_t part = p;
 
 		if (request_struct(&c, PHSM_OP_GET_TOKEN_INFO, &part, &ti[p],
-				   sizeof(ti[p])))
+				   sizeof(ti[p])) ||
+		    request_policies(&c, part, &pol[p]))
 			goto out;
 	}
 	if (o->json)
-		print_json(&c, &ci, ti, nparts);
+		print_json(&c, &ci, ti, pol, nparts);
 	else
-		print_plain(&c, &ci, ti, nparts);
+		print_plain(&c, &ci, ti, pol, nparts);
 	rc = EXIT_OK;
 out:
 	if (c.fd >= 0)
