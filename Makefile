@@ -41,6 +41,7 @@ include userlib/userlib.mk
 -include driver/driver.mk
 -include firmware-sim/qemu/qemu.mk
 -include tests/vm/vm.mk
+-include tests/bench/bench.mk
 
 deps:
 	./scripts/install-deps.sh
