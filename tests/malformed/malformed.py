@@ -544,9 +544,56 @@ def run_checks():
         for c in conns:
             c.close()
 
+    @check("requests of one connection run in parallel")
+    def _():
+        parallel_requests()
+
     @check("daemon still serves GET_CARD_INFO on a new connection")
     def _():
         card_info_works()
+
+
+def call(c, opcode, payload, tag):
+    c.send(message(opcode, payload, tag=tag))
+    hdr, reply = c.recv_msg()
+    expect_status(hdr, ST["OK"], tag=tag, opcode=opcode)
+    assert hdr["rv"] == CKR_OK, "opcode %#x rv %#x" % (opcode, hdr["rv"])
+    return reply
+
+
+def parallel_requests():
+    """A slow request (RSA-4096 key generation, hundreds of ms) and a NOP
+    sent right behind it on the same connection: the NOP is answered
+    first, so the daemon does not run one connection's requests in turn.
+    An ordering check, not a timing one."""
+    ckf_serial, ckf_rw = 0x4, 0x2
+    cka_token, cka_private, cka_modulus_bits = 0x1, 0x2, 0x121
+    ckm_rsa_keygen = 0x0
+    part = 1
+    c = Conn(SOCK)
+    try:
+        call(c, OP["INIT_TOKEN"], u64(part) + bytes_field(b"12345678") +
+             bytes_field(b"parallel".ljust(32)), tag=1)
+        reply = call(c, OP["OPEN_SESSION"],
+                     u64(part) + u64(ckf_serial | ckf_rw), tag=2)
+        sess = struct.unpack_from("<Q", reply, 8)[0]
+        false = b"\0"
+        pub = attrs([(cka_token, ATTR_F_VALUE, 1, false),
+                     (cka_modulus_bits, ATTR_F_VALUE, 8,
+                      struct.pack("<Q", 4096))])
+        priv = attrs([(cka_token, ATTR_F_VALUE, 1, false),
+                      (cka_private, ATTR_F_VALUE, 1, false)])
+        c.send(message(OP["GENERATE_KEY_PAIR"],
+                       u64(sess) + mech(ckm_rsa_keygen) + pub + priv,
+                       tag=10))
+        c.send(message(OP["NOP"], tag=11))
+        first, _ = c.recv_msg()
+        second, _ = c.recv_msg()
+        assert (first["tag"], second["tag"]) == (11, 10), \
+            "answers came as tags %d, %d" % (first["tag"], second["tag"])
+        assert second["rv"] == CKR_OK, "key pair rv %#x" % second["rv"]
+    finally:
+        c.close()
 
 
 def card_info_works():
