@@ -286,7 +286,51 @@ enum phsm_opcode {
 	PHSM_OP_CA_CLAIM_UNASSIGNED	= 0x0121, /* BYTES cluster_id -> U64 part, BYTES label(32) */
 	PHSM_OP_CA_LOCK_SLOT		= 0x0122, /* U64 part */
 	PHSM_OP_CA_UNLOCK_SLOT		= 0x0123, /* U64 part */
+
+	/*
+	 * Key cloning (Documentation/phsm/cloning.rst).  Step messages, TWC,
+	 * Part1, Part2 and blobs are opaque bytes made and checked by the
+	 * card.  "sid" is a clone session ID (1..64 bytes), "sidcap" the
+	 * caller's buffer for it.  EXTRACT and INSERT carry a mechanism
+	 * (CKM_CPV4_EXTRACT / CKM_CPV4_INSERT) whose parameter holds the
+	 * object arrays; per-object failures come back in "results" with
+	 * rv CKR_OK.
+	 */
+	PHSM_OP_CLONE_IDENTITY		= 0x0130, /* -> BYTES device_cert, BYTES root_cert (DER;
+						   * both empty: not provisioned) */
+	PHSM_OP_MIGRATION_START		= 0x0131, /* U64 sess, BYTES input, U64 outcap
+						   * -> U64 step, BYTES out, U64 outlen */
+	PHSM_OP_MIGRATION_CONTINUE	= 0x0132, /* U64 sess, U64 in_step, BYTES in, BYTES sid_in,
+						   * U64 outcap, U64 sidcap -> U64 out_step, BYTES out,
+						   * U64 outlen, U64 status, BYTES sid, U64 sidlen
+						   * (all six also on CKR_BUFFER_TOO_SMALL) */
+	PHSM_OP_MIGRATION_CLOSE		= 0x0133, /* U64 sess, BYTES sid */
+	PHSM_OP_EXTRACT			= 0x0134, /* U64 sess, MECH -> U64_ARRAY results,
+						   * U64_ARRAY lens, BYTES blobs (concatenated) */
+	PHSM_OP_INSERT			= 0x0135, /* U64 sess, MECH -> U64_ARRAY results,
+						   * U64_ARRAY handles */
+	PHSM_OP_CLONE_SOURCE_INIT	= 0x0136, /* U64 sess, BYTES in, U64 replicate, U64 outcap
+						   * -> BYTES twc, U64 outlen */
+	PHSM_OP_CLONE_TARGET_INIT	= 0x0137, /* U64 sess, BYTES twc, BYTES kev, U64 replicate,
+						   * U64 outcap -> BYTES part1, U64 outlen */
+	PHSM_OP_CLONE_AS_SOURCE		= 0x0138, /* U64 sess, U64 type, U64 obj, BYTES part1,
+						   * U64 replicate, U64 outcap -> BYTES part2, U64 outlen */
+	PHSM_OP_CLONE_AS_TARGET		= 0x0139, /* U64 sess, BYTES kev, BYTES part2, U64 type,
+						   * U64 obj, U64 replicate -> U64 obj */
 };
+
+/*
+ * Mechanism parameters of the cloning mechanisms, as field sequences:
+ *   CKM_CPV4_EXTRACT: BYTES sid, BYTES input, U64 flags, U64_ARRAY types,
+ *                     U64_ARRAY handles, U64_ARRAY caps (all PHSM_OUT_QUERY:
+ *                     a size query; otherwise none may be)
+ *   CKM_CPV4_INSERT:  BYTES sid, U64 flags, U64_ARRAY storage,
+ *                     U64_ARRAY types, U64_ARRAY lens, BYTES blobs
+ * The arrays of one parameter have the same count, 1 .. PHSM_CLONE_BATCH_MAX,
+ * and the lengths add up to the blobs field.
+ */
+#define PHSM_CLONE_BATCH_MAX	1024
+#define PHSM_CLONE_BATCH_BYTES	(15u << 20)
 
 /* Field sizes of the fixed-layout info blocks (space-padded, not NUL-terminated). */
 #define PHSM_LABEL_LEN		32

@@ -21,7 +21,27 @@ struct fw_card_config {
 	/* Cluster ID given to partitions when they are first created
 	 * (1..24 of [A-Za-z0-9_.-]); NULL: the card's serial number. */
 	const char *cluster_id;
+
+	/* Key cloning (Documentation/phsm/cloning.rst). */
+	const char *mfg_dir;		/* provision an identity from this
+					 * manufacturer directory if the card
+					 * has none; NULL: keep what it has */
+	unsigned int device_curve;	/* device key: 256 or 384; 0: 256 */
+	unsigned int clone_negotiation_timeout;	/* seconds; 0: 600 */
+	unsigned int clone_session_lifetime;	/* seconds; 0: 3600 */
+	long clock_offset;		/* seconds added to the card clock */
+	/* Test knobs, bit (1 << value) per offered value; 0: all known. */
+	unsigned int clone_suites;
+	unsigned int clone_kdfs;
+	unsigned int clone_encodings;
 };
+
+/*
+ * Create the simulated manufacturer CA in @dir if it does not exist yet
+ * (idempotent, safe against parallel callers).  Returns 0, or -1 with a
+ * message in err.
+ */
+int fw_mfg_init(const char *dir, char *err, size_t err_len);
 
 /* Returns 0, or -1 with a message in err. */
 int fw_card_open(const struct fw_card_config *cfg, struct fw_card **out,

@@ -37,6 +37,14 @@ extern "C" {
 #define CK_CRYPTOKI_ELEMENT		0x00000000UL
 #define CK_PARAM_ELEMENT		0x00000001UL
 
+/* phsm's values of CK_CPV4_INSERT_PARAMS.storageType[i] */
+#define PHSM_CLONE_STORAGE_AS_IS	0UL	/* keep the clone's CKA_TOKEN */
+#define PHSM_CLONE_STORAGE_TOKEN	1UL	/* make it a token object */
+#define PHSM_CLONE_STORAGE_SESSION	2UL	/* make it a session object */
+
+/* phsm's parameter objects (CK_PARAM_ELEMENT handles) */
+#define PHSM_PARAM_SMK			1UL	/* the partition's SMK */
+
 /* status of CA_MigrationContinueSessionNegotiation */
 #define CK_SESSION_NEGOTIATION_STATUS_MORE	1UL
 #define CK_SESSION_NEGOTIATION_STATUS_DONE	2UL
