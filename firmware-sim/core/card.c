@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "clone.h"
 #include "internal.h"
 
 void fw_log(const char *fmt, ...)
@@ -43,6 +44,8 @@ static void card_free(struct fw_card *card)
 		card->apps = a->next;
 		free(a);
 	}
+	fw_clone_fini(card);
+	fw_identity_close(card);
 	fw_store_close(card->store);
 	pthread_mutex_destroy(&card->lock);
 	pthread_mutex_destroy(&card->store_lock);
@@ -103,9 +106,21 @@ int fw_card_open(const struct fw_card_config *cfg, struct fw_card **out,
 	card->pin_iterations = cfg->pin_iterations ? cfg->pin_iterations
 						   : FW_PIN_ITERATIONS;
 	card->next_app = 1;
+	card->clone_cfg = (struct fw_clone_cfg){
+		.negotiation_timeout = cfg->clone_negotiation_timeout ?
+				       cfg->clone_negotiation_timeout : 600,
+		.session_lifetime = cfg->clone_session_lifetime ?
+				    cfg->clone_session_lifetime : 3600,
+		.clock_offset = cfg->clock_offset,
+		.suites = cfg->clone_suites,
+		.kdfs = cfg->clone_kdfs,
+		.encodings = cfg->clone_encodings,
+	};
 	if (fw_store_open(cfg->state_dir, &card->store, err, err_len) ||
 	    load_state(card, err, err_len) ||
-	    fw_ext_load(card, cfg->cluster_id, err, err_len)) {
+	    fw_ext_load(card, cfg->cluster_id, err, err_len) ||
+	    fw_identity_open(card, cfg, err, err_len) ||
+	    fw_clone_init(card, err, err_len)) {
 		card_free(card);
 		return -1;
 	}
@@ -263,6 +278,7 @@ void fw_session_reset_ops(struct fw_session *s)
 static void session_free(struct fw_session *s)
 {
 	fw_session_reset_ops(s);
+	fw_cpv3_session_free(s);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

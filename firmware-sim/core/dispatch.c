@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clone.h"
 #include "internal.h"
 
 typedef CK_RV (*fw_handler)(struct fw_req *rq);
@@ -620,6 +621,16 @@ static const struct {
 	{ PHSM_OP_CA_CLAIM_UNASSIGNED, fw_h_ca_claim_unassigned },
 	{ PHSM_OP_CA_LOCK_SLOT, fw_h_ca_lock_slot },
 	{ PHSM_OP_CA_UNLOCK_SLOT, fw_h_ca_unlock_slot },
+	{ PHSM_OP_CLONE_IDENTITY, fw_h_clone_identity },
+	{ PHSM_OP_MIGRATION_START, fw_h_migration_start },
+	{ PHSM_OP_MIGRATION_CONTINUE, fw_h_migration_continue },
+	{ PHSM_OP_MIGRATION_CLOSE, fw_h_migration_close },
+	{ PHSM_OP_EXTRACT, fw_h_extract },
+	{ PHSM_OP_INSERT, fw_h_insert },
+	{ PHSM_OP_CLONE_SOURCE_INIT, fw_h_clone_source_init },
+	{ PHSM_OP_CLONE_TARGET_INIT, fw_h_clone_target_init },
+	{ PHSM_OP_CLONE_AS_SOURCE, fw_h_clone_as_source },
+	{ PHSM_OP_CLONE_AS_TARGET, fw_h_clone_as_target },
 };
 
 static fw_handler find_handler(uint16_t opcode)

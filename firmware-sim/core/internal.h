@@ -82,6 +82,7 @@ struct fw_part_ext {
 	unsigned int ndomains;
 	struct fw_domain dom[FW_DOMAINS_MAX];
 	uint64_t policy[FW_NPOLICIES];	/* values, in fw_policy_types order */
+	uint8_t smk[FW_HASH_LEN];	/* PHSM_PARAM_SMK: made at random, cloneable */
 };
 
 /* The persistent record of one partition (one PKCS#11 token). */
@@ -136,6 +137,7 @@ struct fw_session {
 	pthread_mutex_t lock;	/* everything below */
 	struct fw_op_slot op[FW_OPK_MAX];
 	struct fw_msg_slot msg[FW_OPK_MAX];
+	struct fw_cpv3 *cpv3;	/* CPv3 exchanges of this session (cpv3.c) */
 	bool find_active;
 	uint64_t *found;
 	size_t nfound;
@@ -150,6 +152,18 @@ struct fw_app {
 };
 
 struct fw_store;
+struct fw_identity;
+struct fw_clone;
+
+/* Cloning settings of struct fw_card_config, defaults applied. */
+struct fw_clone_cfg {
+	uint64_t negotiation_timeout;	/* seconds */
+	uint64_t session_lifetime;	/* seconds */
+	int64_t clock_offset;		/* seconds */
+	unsigned int suites;		/* bit (1 << value) per offered value */
+	unsigned int kdfs;
+	unsigned int encodings;
+};
 
 struct fw_card {
 	pthread_mutex_t lock;
@@ -171,6 +185,9 @@ struct fw_card {
 	size_t nobjects;
 	struct fw_session *sessions[FW_BUCKETS];
 	struct fw_obj *objects[FW_BUCKETS];
+	struct fw_clone_cfg clone_cfg;
+	struct fw_identity *identity;	/* identity.c; NULL: none */
+	struct fw_clone *clone;		/* clone.c: CPv4 records */
 };
 
 /* A request being handled. */
@@ -198,6 +215,10 @@ CK_RV fw_store_put_partition(struct fw_store *st, unsigned int idx,
 			     const struct fw_part_rec *rec);
 CK_RV fw_store_put_objects(struct fw_store *st, size_t n,
 			   struct fw_obj *const *objs);
+/* Token objects and partition @idx's Luna record, in one commit. */
+CK_RV fw_store_put_objects_ext(struct fw_store *st, size_t n,
+			       struct fw_obj *const *objs, unsigned int idx,
+			       const struct fw_part_ext *ext);
 CK_RV fw_store_delete_object(struct fw_store *st, uint64_t handle);
 CK_RV fw_store_init_partition(struct fw_store *st, unsigned int idx,
 			      const struct fw_part_rec *rec,
@@ -208,6 +229,20 @@ int fw_store_load_ext(struct fw_store *st, unsigned int idx,
 CK_RV fw_store_put_ext(struct fw_store *st, unsigned int idx,
 		       const struct fw_part_ext *ext);
 CK_RV fw_store_set_handle_limit(struct fw_store *st, uint64_t limit);
+/* The card's device identity (identity.c): the key is PKCS#8 DER. */
+struct fw_id_rec {
+	unsigned int curve;		/* 256 or 384 */
+	uint8_t *key;
+	size_t key_len;
+	uint8_t *cert;			/* DER */
+	size_t cert_len;
+	uint8_t *root;			/* DER, the trust anchor */
+	size_t root_len;
+};
+/* 0 loaded (free with fw_id_rec_free), 1 absent, -1 error or corrupt. */
+int fw_store_load_identity(struct fw_store *st, struct fw_id_rec *rec);
+CK_RV fw_store_put_identity(struct fw_store *st, const struct fw_id_rec *rec);
+void fw_id_rec_free(struct fw_id_rec *rec);	/* wipes the key */
 
 /* pin.c */
 bool fw_pin_len_ok(size_t len);
@@ -282,6 +317,14 @@ CK_RV fw_obj_build(struct fw_card *card, const struct fw_session *s,
 		   CK_OBJECT_CLASS cls, struct fw_attrs *attrs,
 		   struct fw_obj **out);
 CK_RV fw_obj_publish(struct fw_card *card, struct fw_obj **objs, size_t n);
+/*
+ * fw_obj_publish(), and in the same store commit the Luna record of
+ * @part as @edit changes it (@edit NULL: nothing), e.g. the parameters
+ * a clone batch brings along: all of it, or nothing.
+ */
+typedef void (*fw_ext_edit_fn)(struct fw_part_ext *e, void *ctx);
+CK_RV fw_obj_publish_ext(struct fw_card *card, struct fw_obj **objs, size_t n,
+			 unsigned int part, fw_ext_edit_fn edit, void *ctx);
 CK_RV fw_create_object(struct fw_card *card, struct fw_session *s,
 		       struct fw_attrs *tmpl, uint64_t *handle);
 CK_RV fw_copy_object(struct fw_card *card, struct fw_session *s,

@@ -17,9 +17,11 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <phsm/cryptoki_ca.h>
 
+#include "clone.h"
 #include "internal.h"
 
 const uint64_t fw_policy_types[FW_NPOLICIES] = {
@@ -57,11 +59,19 @@ static bool cluster_id_ok(const char *id, size_t len)
 	return true;
 }
 
+/* A new SMK (cloning.rst, ParamObjects): a new token gets a new one. */
+static void new_smk(struct fw_part_ext *ext)
+{
+	if (RAND_bytes(ext->smk, sizeof(ext->smk)) != 1)
+		fw_log("no random bytes for a partition's SMK");
+}
+
 void fw_ext_reset(struct fw_part_ext *ext)
 {
 	OPENSSL_cleanse(ext->dom, sizeof(ext->dom));
 	ext->ndomains = 0;
 	memset(ext->policy, 0, sizeof(ext->policy));
+	new_smk(ext);
 }
 
 /* A partition seen for the first time: its cluster and original label. */
@@ -72,6 +82,7 @@ static void ext_create(struct fw_part_ext *e, const char *cluster, size_t len,
 	int n;
 
 	memset(e, 0, sizeof(*e));
+	new_smk(e);
 	e->cluster_len = (uint8_t)len;
 	memcpy(e->cluster, cluster, len);
 	n = snprintf(label, sizeof(label), "phsm-%.*s-%u", (int)len, cluster,
@@ -339,9 +350,12 @@ CK_RV fw_h_ca_delete_kcv(struct fw_req *rq)
 	if (!phsm_reader_done(rq->r))
 		return CKR_OK;
 	rv = so_session(rq, sess, &part);
-	if (rv != CKR_OK)
-		return rv;
-	return change_ext(rq->card, part, do_delete, &a);
+	if (rv == CKR_OK)
+		rv = change_ext(rq->card, part, do_delete, &a);
+	/* Clone state keyed by the old domain goes with it. */
+	if (rv == CKR_OK)
+		fw_clone_drop_partition(rq->card, part);
+	return rv;
 }
 
 CK_RV fw_h_ca_get_kcv_labels(struct fw_req *rq)
@@ -414,7 +428,11 @@ CK_RV fw_h_ca_set_policy(struct fw_req *rq)
 	if ((container != ~(uint64_t)0 && container != part) || a.index < 0 ||
 	    a.value > 1)
 		return CKR_ARGUMENTS_BAD;
-	return change_ext(rq->card, part, do_policy, &a);
+	rv = change_ext(rq->card, part, do_policy, &a);
+	/* A protocol switched off loses its state. */
+	if (rv == CKR_OK && a.value && type != CK_PHSM_POLICY_EXTENDED_DOMAIN_MGMT)
+		fw_clone_drop_partition(rq->card, part);
+	return rv;
 }
 
 CK_RV fw_h_ca_get_policies(struct fw_req *rq)

@@ -672,7 +672,14 @@ CK_RV fw_obj_build(struct fw_card *card, const struct fw_session *s,
  */
 CK_RV fw_obj_publish(struct fw_card *card, struct fw_obj **objs, size_t n)
 {
-	bool token = false;
+	return fw_obj_publish_ext(card, objs, n, 0, NULL, NULL);
+}
+
+CK_RV fw_obj_publish_ext(struct fw_card *card, struct fw_obj **objs, size_t n,
+			 unsigned int part, fw_ext_edit_fn edit, void *ctx)
+{
+	struct fw_part_ext e = { 0 };
+	bool token = edit != NULL;	/* the Luna record is in the store */
 	CK_RV rv = CKR_OK;
 
 	for (size_t i = 0; i < n; i++)
@@ -682,11 +689,18 @@ CK_RV fw_obj_publish(struct fw_card *card, struct fw_obj **objs, size_t n)
 	pthread_mutex_lock(&card->lock);
 	if (card->nobjects + n > FW_MAX_OBJECTS)
 		rv = CKR_DEVICE_MEMORY;
+	if (edit)
+		e = card->ext[part];
 	pthread_mutex_unlock(&card->lock);
+	if (edit)
+		edit(&e, ctx);
 	if (rv == CKR_OK && token)
-		rv = fw_store_put_objects(card->store, n, objs);
+		rv = fw_store_put_objects_ext(card->store, n, objs, part,
+					      edit ? &e : NULL);
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&card->lock);
+		if (edit)	/* committed: memory follows the store */
+			card->ext[part] = e;
 		/* A session closed by another thread meanwhile takes its
 		 * session objects with it: do not add orphans. */
 		for (size_t i = 0; i < n; i++)
@@ -699,6 +713,7 @@ CK_RV fw_obj_publish(struct fw_card *card, struct fw_obj **objs, size_t n)
 	}
 	if (token)
 		pthread_mutex_unlock(&card->store_lock);
+	OPENSSL_cleanse(&e, sizeof(e));
 	for (size_t i = 0; i < n; i++) {
 		if (rv == CKR_OK)
 			fw_obj_put(card, objs[i]);	/* the builder's reference */

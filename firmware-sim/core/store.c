@@ -60,7 +60,11 @@ static const char schema[] =
 	"  blob BLOB NOT NULL);"
 	/* Luna extensions of a partition (struct fw_part_ext), sealed. */
 	"CREATE TABLE IF NOT EXISTS partext ("
-	"  idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);";
+	"  idx INTEGER PRIMARY KEY, blob BLOB NOT NULL);"
+	/* The card's device identity (cloning.rst); the key sealed. */
+	"CREATE TABLE IF NOT EXISTS identity ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), curve INTEGER,"
+	"  key BLOB, cert BLOB, root BLOB);";
 
 static void set_err(char *err, size_t len, const char *fmt, const char *a,
 		    const char *b)
@@ -732,12 +736,7 @@ static int put_object(struct fw_store *st, const struct fw_obj *o)
 CK_RV fw_store_put_objects(struct fw_store *st, size_t n,
 			   struct fw_obj *const *objs)
 {
-	int rc = begin(st);
-
-	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-		if (objs[i]->token)
-			rc = put_object(st, objs[i]);
-	return finish(st, rc);
+	return fw_store_put_objects_ext(st, n, objs, 0, NULL);
 }
 
 CK_RV fw_store_delete_object(struct fw_store *st, uint64_t handle)
@@ -756,10 +755,11 @@ CK_RV fw_store_delete_object(struct fw_store *st, uint64_t handle)
 
 /* ---- Luna extension records ------------------------------------------ */
 
-#define EXT_VERSION	1
+#define EXT_VERSION	2	/* 2 added the SMK; 1 is still read */
 #define EXT_DOM_LEN	(1 + FW_DOMAIN_LABEL_MAX + 1 + FW_HASH_LEN)
-#define EXT_LEN		(1 + 1 + FW_CLUSTER_ID_MAX + PHSM_LABEL_LEN + 1 + \
+#define EXT_LEN_V1	(1 + 1 + FW_CLUSTER_ID_MAX + PHSM_LABEL_LEN + 1 + \
 			 FW_DOMAINS_MAX * EXT_DOM_LEN + FW_NPOLICIES * 8)
+#define EXT_LEN		(EXT_LEN_V1 + FW_HASH_LEN)
 
 static void ext_serialize(const struct fw_part_ext *e, uint8_t *b)
 {
@@ -782,16 +782,20 @@ static void ext_serialize(const struct fw_part_ext *e, uint8_t *b)
 	}
 	for (int i = 0; i < FW_NPOLICIES; i++, p += 8)
 		fw_put_le64(p, e->policy[i]);
+	memcpy(p, e->smk, FW_HASH_LEN);
 }
 
+/* *upgraded: a version 1 record, given a new SMK, to be written back. */
 static bool ext_deserialize(const uint8_t *b, size_t len,
-			    struct fw_part_ext *e)
+			    struct fw_part_ext *e, bool *upgraded)
 {
 	const uint8_t *p = b;
 
 	memset(e, 0, sizeof(*e));
-	if (len != EXT_LEN || *p++ != EXT_VERSION)
+	*upgraded = len == EXT_LEN_V1 && *p == 1;
+	if (!*upgraded && (len != EXT_LEN || *p != EXT_VERSION))
 		return false;
+	p++;
 	e->cluster_len = *p++;
 	memcpy(e->cluster, p, FW_CLUSTER_ID_MAX);
 	p += FW_CLUSTER_ID_MAX;
@@ -812,6 +816,9 @@ static bool ext_deserialize(const uint8_t *b, size_t len,
 	}
 	for (int i = 0; i < FW_NPOLICIES; i++, p += 8)
 		e->policy[i] = fw_get_le64(p);
+	if (*upgraded)
+		return RAND_bytes(e->smk, FW_HASH_LEN) == 1;
+	memcpy(e->smk, p, FW_HASH_LEN);
 	return true;
 }
 
@@ -842,6 +849,20 @@ static int put_ext(struct fw_store *st, unsigned int idx,
 	return rc;
 }
 
+CK_RV fw_store_put_objects_ext(struct fw_store *st, size_t n,
+			       struct fw_obj *const *objs, unsigned int idx,
+			       const struct fw_part_ext *ext)
+{
+	int rc = begin(st);
+
+	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+		if (objs[i]->token)
+			rc = put_object(st, objs[i]);
+	if (rc == SQLITE_OK && ext)
+		rc = put_ext(st, idx, ext);
+	return finish(st, rc);
+}
+
 CK_RV fw_store_put_ext(struct fw_store *st, unsigned int idx,
 		       const struct fw_part_ext *ext)
 {
@@ -860,6 +881,7 @@ int fw_store_load_ext(struct fw_store *st, unsigned int idx,
 	size_t plain_len = 0;
 	int rc = prepare(st, "SELECT blob FROM partext WHERE idx = ?1", &stmt);
 	int ret = -1;
+	bool upgraded = false;
 
 	if (rc != SQLITE_OK)
 		return -1;
@@ -873,7 +895,7 @@ int fw_store_load_ext(struct fw_store *st, unsigned int idx,
 
 		make_aad(aad, 0, idx);
 		if (blob && unseal(st, aad, blob, len, &plain, &plain_len) &&
-		    ext_deserialize(plain, plain_len, ext))
+		    ext_deserialize(plain, plain_len, ext, &upgraded))
 			ret = 0;
 		if (plain) {
 			OPENSSL_cleanse(plain, plain_len);
@@ -881,6 +903,10 @@ int fw_store_load_ext(struct fw_store *st, unsigned int idx,
 		}
 	}
 	sqlite3_finalize(stmt);
+	/* Keep the SMK an old record just got. */
+	if (ret == 0 && upgraded && fw_store_put_ext(st, idx, ext) != CKR_OK)
+		fw_log("store: cannot upgrade the Luna record of partition %u",
+		       idx);
 	return ret;
 }
 
@@ -901,6 +927,97 @@ CK_RV fw_store_init_partition(struct fw_store *st, unsigned int idx,
 		rc = put_partition(st, idx, rec);
 	if (rc == SQLITE_OK)
 		rc = put_ext(st, idx, ext);
+	return finish(st, rc);
+}
+
+/* ---- the card identity ----------------------------------------------- */
+
+/* The device key is sealed like objects, with its own associated data. */
+static const uint8_t identity_aad[16] = "phsm identity v1";
+
+static bool column_dup(sqlite3_stmt *stmt, int col, uint8_t **out,
+		       size_t *len)
+{
+	const void *p = sqlite3_column_blob(stmt, col);
+	int n = sqlite3_column_bytes(stmt, col);
+
+	*out = NULL;
+	*len = 0;
+	if (!p || n <= 0)
+		return false;
+	*out = malloc((size_t)n);
+	if (!*out)
+		return false;
+	memcpy(*out, p, (size_t)n);
+	*len = (size_t)n;
+	return true;
+}
+
+void fw_id_rec_free(struct fw_id_rec *rec)
+{
+	if (rec->key)
+		OPENSSL_cleanse(rec->key, rec->key_len);
+	free(rec->key);
+	free(rec->cert);
+	free(rec->root);
+	memset(rec, 0, sizeof(*rec));
+}
+
+int fw_store_load_identity(struct fw_store *st, struct fw_id_rec *rec)
+{
+	sqlite3_stmt *stmt;
+	int rc = prepare(st, "SELECT curve, key, cert, root FROM identity"
+			 " WHERE id = 1", &stmt);
+	int ret = -1;
+
+	memset(rec, 0, sizeof(*rec));
+	if (rc != SQLITE_OK)
+		return -1;
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		ret = 1;
+	} else if (rc == SQLITE_ROW) {
+		const uint8_t *blob = sqlite3_column_blob(stmt, 1);
+		size_t len = (size_t)sqlite3_column_bytes(stmt, 1);
+		sqlite3_int64 curve = sqlite3_column_int64(stmt, 0);
+
+		rec->curve = curve == 256 || curve == 384 ? (unsigned int)curve : 0;
+		if (rec->curve && blob &&
+		    unseal(st, identity_aad, blob, len, &rec->key, &rec->key_len) &&
+		    column_dup(stmt, 2, &rec->cert, &rec->cert_len) &&
+		    column_dup(stmt, 3, &rec->root, &rec->root_len))
+			ret = 0;
+	}
+	sqlite3_finalize(stmt);
+	if (ret != 0)
+		fw_id_rec_free(rec);
+	return ret;
+}
+
+CK_RV fw_store_put_identity(struct fw_store *st, const struct fw_id_rec *rec)
+{
+	uint8_t *sealed = NULL;
+	size_t sealed_len = 0;
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (!seal(st, identity_aad, rec->key, rec->key_len, &sealed,
+		  &sealed_len))
+		return CKR_DEVICE_MEMORY;
+	rc = begin(st);
+	if (rc == SQLITE_OK)
+		rc = prepare(st, "INSERT INTO identity (id, curve, key, cert,"
+			     " root) VALUES (1, ?1, ?2, ?3, ?4)", &stmt);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(stmt, 1, rec->curve);
+		sqlite3_bind_blob(stmt, 2, sealed, (int)sealed_len, SQLITE_STATIC);
+		sqlite3_bind_blob(stmt, 3, rec->cert, (int)rec->cert_len,
+				  SQLITE_STATIC);
+		sqlite3_bind_blob(stmt, 4, rec->root, (int)rec->root_len,
+				  SQLITE_STATIC);
+		rc = step_done(st, stmt);
+	}
+	free(sealed);
 	return finish(st, rc);
 }
 

@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 
+#include "clone.h"
 #include "internal.h"
 
 #define MANUFACTURER	"phsm project"
@@ -48,7 +49,7 @@ void fw_card_fill_info(struct fw_card *card, struct phsm_card_info *ci)
 	ci->fw_major = FW_MAJOR;
 	ci->fw_minor = FW_MINOR;
 	fw_put_le32((uint8_t *)&ci->partitions, card->nparts);
-	fw_put_le64((uint8_t *)&ci->time, (uint64_t)time(NULL));
+	fw_put_le64((uint8_t *)&ci->time, fw_clock(card));
 }
 
 static void put_info_u64(__le64 *field, uint64_t v)
@@ -76,7 +77,7 @@ CK_RV fw_token_info(struct fw_card *card, unsigned int part,
 	size_t all, rw;
 	CK_FLAGS flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_CLOCK_ON_TOKEN;
 	struct tm tm;
-	time_t now = time(NULL);
+	time_t now = (time_t)fw_clock(card);
 	char utc[17];
 
 	if (part >= card->nparts)
@@ -302,6 +303,8 @@ CK_RV fw_init_token(struct fw_card *card, unsigned int part,
 		}
 		card->part_busy[part] = false;
 		pthread_mutex_unlock(&card->lock);
+		if (rv == CKR_OK)
+			fw_clone_drop_partition(card, part);
 	}
 	pthread_mutex_unlock(&card->store_lock);
 	OPENSSL_cleanse(&rec, sizeof(rec));

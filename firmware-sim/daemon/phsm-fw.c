@@ -715,12 +715,22 @@ struct options {
 	unsigned int pin_iterations;
 	unsigned int workers;
 	const char *cluster_id;
+	const char *mfg_init;
+	const char *mfg;
+	unsigned int device_curve;
+	unsigned int negotiation_timeout;
+	unsigned int session_lifetime;
+	long clock_offset;
+	unsigned int suites;
+	unsigned int kdfs;
+	unsigned int encodings;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: phsm-fw --state DIR {--socket PATH | --bridge PATH} [options]\n"
+		"       phsm-fw --mfg-init MFG\n"
 		"\n"
 		"Run the firmware of one simulated phsm card in the foreground.\n"
 		"\n"
@@ -733,6 +743,24 @@ static void usage(FILE *f)
 		"  --workers N            request threads (default: CPUs, at least 2)\n"
 		"  --cluster-id ID        cluster of partitions created now (original label\n"
 		"                         phsm-ID-N; default: the card's serial number)\n"
+		"\n"
+		"Key cloning (Documentation/phsm/cloning.rst):\n"
+		"  --mfg-init MFG         create the simulated manufacturer CA in directory\n"
+		"                         MFG if it has none (never replaced), then exit\n"
+		"  --mfg MFG              provision the card's device identity from MFG at\n"
+		"                         start if it has none yet (without: no cloning)\n"
+		"  --device-curve CURVE   device key of a new identity: p256 (default), p384\n"
+		"  --clone-negotiation-timeout S\n"
+		"                         CPv4 negotiations expire after S seconds (600)\n"
+		"  --clone-session-lifetime S\n"
+		"                         longest clone session offered, seconds (3600)\n"
+		"  --clock-offset S       seconds added to the card clock, may be negative\n"
+		"                         (tests; default 0)\n"
+		"  --clone-suites LIST    test knobs: comma-separated values offered and\n"
+		"  --clone-kdfs LIST      accepted in negotiations (default: all the card\n"
+		"  --clone-encodings LIST knows; suites 1 P-256, 2 P-384; KDFs 1 SHA-256,\n"
+		"                         2 SHA-384; encodings 1)\n"
+		"\n"
 		"  --help                 this text\n");
 }
 
@@ -750,6 +778,99 @@ static bool parse_uint(const char *s, unsigned int min, unsigned int max,
 	return true;
 }
 
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* "1,2,5": one bit (1 << value) per value, values 1..31. */
+static bool parse_list(const char *s, unsigned int *out)
+{
+	unsigned int bits = 0, v;
+	char buf[128], *tok, *save = NULL;
+	size_t len = strlen(s);
+
+	/* strtok_r would skip empty elements: refuse them first. */
+	if (!len || len >= sizeof(buf) || s[0] == ',' || s[len - 1] == ',' ||
+	    strstr(s, ",,"))
+		return false;
+	memcpy(buf, s, len + 1);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!parse_uint(tok, 1, 31, &v))
+			return false;
+		bits |= 1u << v;
+	}
+	*out = bits;
+	return bits != 0;
+}
+
+#define YEAR	(365u * 86400)
+
+/* The cloning options; 0 if c is none of them, -1 on a bad value. */
+static int parse_clone_opt(int c, struct options *o)
+{
+	unsigned int *list = c == 'U' ? &o->suites : c == 'K' ? &o->kdfs :
+			     c == 'E' ? &o->encodings : NULL;
+
+	switch (c) {
+	case 'M':
+		o->mfg_init = optarg;
+		return 1;
+	case 'm':
+		o->mfg = optarg;
+		return 1;
+	case 'd':
+		if (!strcmp(optarg, "p256"))
+			o->device_curve = 256;
+		else if (!strcmp(optarg, "p384"))
+			o->device_curve = 384;
+		else
+			goto bad;
+		return 1;
+	case 'n':
+		if (parse_uint(optarg, 1, YEAR, &o->negotiation_timeout))
+			return 1;
+		logmsg("--clone-negotiation-timeout: want 1..%u seconds, got '%s'",
+		       YEAR, optarg);
+		return -1;
+	case 'l':
+		if (parse_uint(optarg, 1, YEAR, &o->session_lifetime))
+			return 1;
+		logmsg("--clone-session-lifetime: want 1..%u seconds, got '%s'",
+		       YEAR, optarg);
+		return -1;
+	case 'o':
+		if (parse_long(optarg, -10L * YEAR, 10L * YEAR, &o->clock_offset))
+			return 1;
+		logmsg("--clock-offset: want seconds within ten years, got '%s'",
+		       optarg);
+		return -1;
+	case 'U':
+	case 'K':
+	case 'E':
+		if (parse_list(optarg, list))
+			return 1;
+		logmsg("--clone-%s: want a comma-separated list of 1..31, got '%s'",
+		       c == 'U' ? "suites" : c == 'K' ? "kdfs" : "encodings",
+		       optarg);
+		return -1;
+	default:
+		return 0;
+	}
+bad:
+	logmsg("--device-curve: want p256 or p384, got '%s'", optarg);
+	return -1;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -760,13 +881,28 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "pin-iterations", required_argument, NULL, 'i' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "cluster-id", required_argument, NULL, 'c' },
+		{ "mfg-init", required_argument, NULL, 'M' },
+		{ "mfg", required_argument, NULL, 'm' },
+		{ "device-curve", required_argument, NULL, 'd' },
+		{ "clone-negotiation-timeout", required_argument, NULL, 'n' },
+		{ "clone-session-lifetime", required_argument, NULL, 'l' },
+		{ "clock-offset", required_argument, NULL, 'o' },
+		{ "clone-suites", required_argument, NULL, 'U' },
+		{ "clone-kdfs", required_argument, NULL, 'K' },
+		{ "clone-encodings", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, got, nopts = 0;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		nopts++;
+		got = parse_clone_opt(c, o);
+		if (got < 0)
+			return -1;
+		if (got)
+			continue;
 		switch (c) {
 		case 's':
 			o->state = optarg;
@@ -812,6 +948,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 		logmsg("unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
+	/* Provisioning the manufacturer is a job of its own. */
+	if (o->mfg_init) {
+		if (nopts != 1) {
+			logmsg("--mfg-init takes no other option");
+			return -1;
+		}
+		return 0;
+	}
 	if (!o->state || (!o->socket && !o->bridge)) {
 		logmsg("--state and --socket or --bridge (or both) are required");
 		return -1;
@@ -843,6 +987,13 @@ int main(int argc, char **argv)
 			" --bridge PATH} [options]; see phsm-fw --help\n");
 		return EXIT_USAGE;
 	}
+	if (o.mfg_init) {
+		if (fw_mfg_init(o.mfg_init, err, sizeof(err))) {
+			logmsg("--mfg-init %s: %s", o.mfg_init, err);
+			return 1;
+		}
+		return 0;
+	}
 	if (!o.workers)
 		o.workers = default_workers();
 	if (setup_signals()) {
@@ -854,6 +1005,14 @@ int main(int argc, char **argv)
 		.partitions = o.partitions,
 		.pin_iterations = o.pin_iterations,
 		.cluster_id = o.cluster_id,
+		.mfg_dir = o.mfg,
+		.device_curve = o.device_curve,
+		.clone_negotiation_timeout = o.negotiation_timeout,
+		.clone_session_lifetime = o.session_lifetime,
+		.clock_offset = o.clock_offset,
+		.clone_suites = o.suites,
+		.clone_kdfs = o.kdfs,
+		.clone_encodings = o.encodings,
 	};
 	if (fw_card_open(&cfg, &card, err, sizeof(err))) {
 		logmsg("cannot open the card: %s", err);
