@@ -25,33 +25,13 @@ static CK_FUNCTION_LIST functions_2_40 = {
 	PHSM_PKCS11_FUNCTIONS_2_40(FN)
 };
 
-#undef FN
-
-/* The cloning functions come later: NULL until they are implemented. */
+/* Every CA_ function of phsm/cryptoki_ca.h is implemented. */
 static CK_PHSM_CA_FUNCTION_LIST functions_ca = {
 	.version = { CK_PHSM_CA_VERSION_MAJOR, CK_PHSM_CA_VERSION_MINOR },
-	.CA_MigrateKeys = NULL,
-	.CA_MigrationStartSessionNegotiation = NULL,
-	.CA_MigrationContinueSessionNegotiation = NULL,
-	.CA_MigrationCloseSession = NULL,
-	.CA_Extract = NULL,
-	.CA_Insert = NULL,
-	.CA_CloneObject = NULL,
-	.CA_CloneAsSourceInit = NULL,
-	.CA_CloneAsTargetInit = NULL,
-	.CA_CloneAsSource = NULL,
-	.CA_CloneAsTarget = NULL,
-	.CA_AddKCV = CA_AddKCV,
-	.CA_ChangeKCVLabel = CA_ChangeKCVLabel,
-	.CA_DeleteKCV = CA_DeleteKCV,
-	.CA_GetKCVLabels = CA_GetKCVLabels,
-	.CA_GetSlotId = CA_GetSlotId,
-	.CA_GetUnassignedSlot = CA_GetUnassignedSlot,
-	.CA_LockClusteredSlot = CA_LockClusteredSlot,
-	.CA_UnlockClusteredSlot = CA_UnlockClusteredSlot,
-	.CA_SetContainerPolicy = CA_SetContainerPolicy,
-	.CA_GetContainerPolicy = CA_GetContainerPolicy,
+	CK_PHSM_CA_FUNCTIONS(FN)
 };
+
+#undef FN
 
 static CK_UTF8CHAR pkcs11_name[] = "PKCS 11";
 static CK_UTF8CHAR ca_name[] = CK_PHSM_CA_INTERFACE_NAME;

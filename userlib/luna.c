@@ -5,8 +5,7 @@
  * for the C_ functions, every argument is checked before a request is
  * built, and every answer is checked before anything of it reaches the
  * caller.  The cloning functions (CA_MigrateKeys, CA_Migration*,
- * CA_Extract, CA_Insert, CA_CloneObject, CA_CloneAs*) come later; they
- * are neither defined nor exported yet.
+ * CA_Extract, CA_Insert, CA_CloneObject, CA_CloneAs*) are in clone.c.
  */
 #include <stdlib.h>
 #include <string.h>

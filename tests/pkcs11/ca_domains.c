@@ -100,39 +100,12 @@ static void test_ca_interface(void **state)
 	(void)state;
 	assert_int_equal(l->version.major, 1);
 	assert_int_equal(l->version.minor, 0);
-	/* Implemented: in the list and exported, the same function. */
-	assert_non_null(l->CA_AddKCV);
-	assert_ptr_equal(l->CA_AddKCV, dlsym(S.dl, "CA_AddKCV"));
-	assert_ptr_equal(l->CA_ChangeKCVLabel, dlsym(S.dl, "CA_ChangeKCVLabel"));
-	assert_ptr_equal(l->CA_DeleteKCV, dlsym(S.dl, "CA_DeleteKCV"));
-	assert_ptr_equal(l->CA_GetKCVLabels, dlsym(S.dl, "CA_GetKCVLabels"));
-	assert_ptr_equal(l->CA_GetSlotId, dlsym(S.dl, "CA_GetSlotId"));
-	assert_ptr_equal(l->CA_GetUnassignedSlot, dlsym(S.dl, "CA_GetUnassignedSlot"));
-	assert_ptr_equal(l->CA_LockClusteredSlot, dlsym(S.dl, "CA_LockClusteredSlot"));
-	assert_ptr_equal(l->CA_UnlockClusteredSlot,
-			 dlsym(S.dl, "CA_UnlockClusteredSlot"));
-	assert_ptr_equal(l->CA_SetContainerPolicy,
-			 dlsym(S.dl, "CA_SetContainerPolicy"));
-	assert_ptr_equal(l->CA_GetContainerPolicy,
-			 dlsym(S.dl, "CA_GetContainerPolicy"));
-	assert_non_null(l->CA_GetContainerPolicy);
-	/* The cloning functions come later: neither listed nor exported. */
-	assert_null(l->CA_MigrateKeys);
-	assert_null(l->CA_MigrationStartSessionNegotiation);
-	assert_null(l->CA_MigrationContinueSessionNegotiation);
-	assert_null(l->CA_MigrationCloseSession);
-	assert_null(l->CA_Extract);
-	assert_null(l->CA_Insert);
-	assert_null(l->CA_CloneObject);
-	assert_null(l->CA_CloneAsSourceInit);
-	assert_null(l->CA_CloneAsTargetInit);
-	assert_null(l->CA_CloneAsSource);
-	assert_null(l->CA_CloneAsTarget);
-	assert_null(dlsym(S.dl, "CA_MigrateKeys"));
-	assert_null(dlsym(S.dl, "CA_Extract"));
-	assert_null(dlsym(S.dl, "CA_Insert"));
-	assert_null(dlsym(S.dl, "CA_CloneObject"));
-	assert_null(dlsym(S.dl, "CA_CloneAsTarget"));
+	/* Every function: in the list and exported, the same function. */
+#define CHECK_CA_ENTRY(name, args)					\
+	assert_non_null(l->name);					\
+	assert_ptr_equal(l->name, dlsym(S.dl, #name));
+	CK_PHSM_CA_FUNCTIONS(CHECK_CA_ENTRY)
+#undef CHECK_CA_ENTRY
 	/* Offered in the interface list too. */
 	assert_rv(S.get_interface_list(list, &n), CKR_OK);
 	for (CK_ULONG i = 0; i < n; i++)

@@ -10,11 +10,15 @@
  *
  * The functions are reached two ways: as exported symbols of the library,
  * and through C_GetInterface("phsm CA", ...), whose function list is
- * CK_PHSM_CA_FUNCTION_LIST below.  See Documentation/phsm/luna.rst for
- * what is implemented today: the cloning functions (CA_MigrateKeys,
- * CA_Migration*, CA_Extract, CA_Insert, CA_CloneObject, CA_CloneAs*) are
- * declared here but come later: the library does not export them yet and
- * their entries in the function list are NULL.
+ * CK_PHSM_CA_FUNCTION_LIST below.  Cloning (CA_MigrateKeys,
+ * CA_Migration*, CA_Extract, CA_Insert, CA_CloneObject, CA_CloneAs*) is
+ * described in Documentation/phsm/cloning.rst, domains, policies and
+ * cluster slots in Documentation/phsm/luna.rst.
+ *
+ * CK_CPV4_EXTRACT_PARAMS and CK_CPV4_INSERT_PARAMS: sessionIdLength is the
+ * length of the session ID and sessionId points to its bytes (the
+ * documents' "CK_ULONG_PTR sessionIdLength; CK_BYTE sessionId" is one of
+ * their typing slips).
  */
 #ifndef PHSM_CRYPTOKI_CA_H
 #define PHSM_CRYPTOKI_CA_H
@@ -152,7 +156,7 @@ typedef CK_UNASSIGNED_SLOT_INFO *CK_UNASSIGNED_SLOT_INFO_PTR;
  * CK_PHSM_CA_FUNCTION_LIST.
  */
 #define CK_PHSM_CA_FUNCTIONS(X)						\
-	/* CPv4 top-level and low-level cloning: later */		\
+	/* CPv4 top-level and low-level cloning */			\
 	X(CA_MigrateKeys, (CK_SESSION_HANDLE sourceSession,		\
 		CK_SESSION_HANDLE targetSession, CK_ULONG migrationFlags, \
 		CK_ULONG numberOfObjects,				\
@@ -170,7 +174,7 @@ typedef CK_UNASSIGNED_SLOT_INFO *CK_UNASSIGNED_SLOT_INFO_PTR;
 		CK_ULONG sessionUidLen, CK_BYTE_PTR sessionUid))	\
 	X(CA_Extract, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)) \
 	X(CA_Insert, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism)) \
-	/* CPv3 cloning: later */					\
+	/* CPv3 cloning */						\
 	X(CA_CloneObject, (CK_SESSION_HANDLE hTargetSession,		\
 		CK_SESSION_HANDLE hSourceSession, CK_ULONG ulObjectType, \
 		CK_OBJECT_HANDLE hObjectHandle,				\
@@ -227,8 +231,8 @@ CK_PHSM_CA_FUNCTIONS(CK_PHSM_CA_DECLARE_)
 /*
  * The function list of the vendor interface: C_GetInterface with the
  * name "phsm CA" (CK_PHSM_CA_INTERFACE_NAME) returns a CK_INTERFACE whose
- * pFunctionList points to this structure, version 1.0.  An entry is NULL
- * while its function is not implemented (today: the cloning functions).
+ * pFunctionList points to this structure, version 1.0.  Every entry is
+ * set.
  */
 #define CK_PHSM_CA_INTERFACE_NAME	"phsm CA"
 #define CK_PHSM_CA_VERSION_MAJOR	1
