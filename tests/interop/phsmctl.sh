@@ -1,9 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# phsmctl, the admin tool: `show` against a running phsm-fw (--socket),
-# `list` against hand-made sysfs trees (--sysfs: no card is needed), the
-# JSON output read back with python, and the exit statuses of the error
-# cases.  Every step is one check.
+# phsmctl, the admin tool: `show` and `identity` against a running
+# phsm-fw (--socket), `list` against hand-made sysfs trees (--sysfs: no
+# card is needed), the JSON output read back with python, and the exit
+# statuses of the error cases.  Every step is one check.
 #
 # Usage: tests/interop/phsmctl.sh   (PHSM_FW, PHSM_MODULE: tests/lib.sh;
 #        PHSMCTL: the tool, default build/bin/phsmctl)
@@ -191,6 +191,32 @@ step "show: the label in plain text" expect_exit 0 \
 	'label +admin "quoted" label' show --socket "$FW_SOCK"
 step "show: the serial is the library's" same_serial_as_library
 
+# ---- identity -----------------------------------------------------------------
+
+# The two PEM blocks of `identity`: the device certificate, then the root.
+identity_verifies() {
+	ctl identity --socket "$FW_SOCK" >"$W/id.txt" || return 1
+	awk -v dir="$W" '/BEGIN CERTIFICATE/ { n++ }
+		n == 1 { print > (dir "/device.pem") }
+		n == 2 { print > (dir "/root.pem") }' "$W/id.txt"
+	openssl verify -CAfile "$W/root.pem" "$W/device.pem" &&
+		cmp -s "$W/root.pem" <(openssl x509 -in "$PHSM_MFG/root.pem")
+}
+identity_json() {
+	ctl --json identity --socket "$FW_SOCK" >"$W/id.json" &&
+		json_check "$W/id.json" "$1"
+}
+
+step "identity --socket: the device certificate and the root" expect_exit 0 \
+	"^root certificate$" identity --socket "$FW_SOCK"
+step "identity: the chain verifies with openssl, under the test root" \
+	identity_verifies
+step "identity --json: issuer, PEM and fingerprint" identity_json '
+d["provisioned"] and
+d["device_certificate"]["issuer"] == "CN=phsm simulated manufacturer root" and
+d["device_certificate"]["pem"].startswith("-----BEGIN CERTIFICATE-----") and
+len(d["root_certificate"]["sha256"]) == 64'
+
 # ---- errors -----------------------------------------------------------------
 
 DEVS=$W/dev
@@ -215,5 +241,15 @@ step "list with an argument: exit 2" expect_exit 2 "bad command line" list 0
 step "unknown option: exit 2" expect_exit 2 "unrecognized option" --bogus list
 step "--help: exit 0" expect_exit 0 "^usage: phsmctl" --help
 
+fw_stop_check "$FW_PID" "$FW_LOG"
+
+# A card started without a manufacturer has no identity: said, exit 0.
+FW_MFG= fw_start noidentity || exit 1
+step "identity of a card without one: exit 0, says so" expect_exit 0 \
+	"has no cloning identity" identity --socket "$FW_SOCK"
+step "identity --json of a card without one" identity_json \
+	'd["provisioned"] is False and "device_certificate" not in d'
+step "identity without a card: exit 2" expect_exit 2 "bad command line" \
+	identity
 fw_stop_check "$FW_PID" "$FW_LOG"
 finish

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * phsmctl: list the phsm cards of a host and show a card's partitions.
+ * phsmctl: list the phsm cards of a host, show a card's partitions and
+ * its cloning identity.
  * Documentation/phsm/phsmctl.rst describes the commands and the output.
  */
 #include <getopt.h>
@@ -14,14 +15,17 @@ static void usage(FILE *f)
 	fputs("usage: phsmctl [--json] list\n"
 	      "       phsmctl [--json] show N\n"
 	      "       phsmctl [--json] show --socket PATH\n"
+	      "       phsmctl [--json] identity N | identity --socket PATH\n"
 	      "\n"
 	      "  list             the phsm cards on the PCI bus, with the driver's\n"
 	      "                   view of each (serial, firmware, state, counters)\n"
 	      "  show N           card N (/dev/phsmN) and its partitions, as the\n"
 	      "                   card reports them\n"
+	      "  identity N       card N's cloning identity: its device certificate\n"
+	      "                   and the manufacturer root it trusts (PEM)\n"
 	      "\n"
 	      "  --json           machine-readable output\n"
-	      "  --socket PATH    show: ask a phsm-fw daemon at PATH instead\n"
+	      "  --socket PATH    show, identity: ask a phsm-fw daemon at PATH instead\n"
 	      "  --sysfs DIR      list: read sysfs from DIR instead of /sys\n"
 	      "  --help           this text\n"
 	      "\n"
@@ -73,11 +77,14 @@ int main(int argc, char **argv)
 	cmd = argv[optind++];
 	if (strcmp(cmd, "list") == 0 && optind == argc && !o.socket)
 		return cmd_list(&o);
-	if (strcmp(cmd, "show") == 0) {
+	if (strcmp(cmd, "show") == 0 || strcmp(cmd, "identity") == 0) {
+		int (*fn)(const struct options *, const char *) =
+			cmd[0] == 's' ? cmd_show : cmd_identity;
+
 		if (o.socket && optind == argc)
-			return cmd_show(&o, NULL);
+			return fn(&o, NULL);
 		if (!o.socket && optind + 1 == argc)
-			return cmd_show(&o, argv[optind]);
+			return fn(&o, argv[optind]);
 	}
 	err_msg("bad command line; see phsmctl --help");
 	return EXIT_USAGE;

@@ -4,8 +4,9 @@
  *
  *   list.c	the cards on the PCI bus (libpci) joined with the driver's
  *		sysfs attributes
- *   show.c	one card's partitions, asked of the card itself through
- *		/dev/phsmN or phsm-fw's socket
+ *   show.c	one card's partitions, asked of the card itself
+ *   identity.c	the card's cloning identity (device and root certificates)
+ *   conn.c	the connection to one card: /dev/phsmN or phsm-fw's socket
  *   out.c	plain text and JSON output
  */
 #ifndef PHSMCTL_H
@@ -15,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "../../uapi/codec/phsm_codec.h"
+#include "../../uapi/phsm_ioctl.h"
 
 /* Exit statuses. */
 #define EXIT_OK		0
@@ -30,6 +34,38 @@ struct options {
 
 int cmd_list(const struct options *o);
 int cmd_show(const struct options *o, const char *card);
+int cmd_identity(const struct options *o, const char *card);
+
+/* conn.c: one card, through /dev/phsmN or phsm-fw's socket. */
+struct conn {
+	int fd;
+	bool dev;
+	const char *name;	/* for messages */
+	char path[4096];	/* the device node */
+	uint32_t max_msg;	/* device: from PHSM_IOCTL_INFO */
+	uint32_t tag;
+	struct phsm_ioctl_info info;
+};
+
+/* What one answer gave: the buffer and a reader over its payload. */
+struct answer {
+	uint8_t *buf;
+	struct phsm_reader r;
+};
+
+/* Open card "N" (/dev/phsmN, or a path), or o->socket when set. */
+int conn_open(struct conn *c, const struct options *o, const char *card);
+void conn_close(struct conn *c);
+/*
+ * Send a request of @opcode with an optional partition argument; on
+ * success the answer's payload is in @a (free a->buf).  Returns 0, or -1
+ * after a message.
+ */
+int conn_request(struct conn *c, uint16_t opcode, const uint64_t *part,
+		 struct answer *a);
+/* A fixed-size structure as the only field of an answer. */
+int conn_request_struct(struct conn *c, uint16_t opcode,
+			const uint64_t *part, void *out, size_t size);
 
 /* snprintf that says whether everything fit (paths, sysfs values). */
 bool fmt(char *buf, size_t n, const char *f, ...)

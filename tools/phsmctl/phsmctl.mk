@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-# phsmctl: the admin tool (list the cards, show a card's partitions).
-# Needs libpci (libpci-dev, installed by scripts/install-deps.sh).
+# phsmctl: the admin tool (list the cards, show a card's partitions and
+# identity).  Needs libpci and libcrypto (installed by scripts/install-deps.sh).
 
 PHSMCTL_SRCS := $(wildcard tools/phsmctl/*.c) $(CODEC_SRCS)
 PHSMCTL_BIN := $(BUILD)/bin/phsmctl
@@ -11,7 +11,7 @@ $(call objs,$(wildcard tools/phsmctl/*.c)): \
 
 $(PHSMCTL_BIN): $(call objs,$(PHSMCTL_SRCS))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PHSMCTL_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PHSMCTL_LIBS) -lcrypto $(LDLIBS)
 
 all: $(PHSMCTL_BIN)
 
