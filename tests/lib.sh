@@ -10,6 +10,9 @@
 #   PHSM_FW       the phsm-fw binary     (default: build/bin/phsm-fw)
 #   PHSM_MODULE   the PKCS#11 library    (default: build/lib/libphsm-pkcs11.so)
 #   PHSM_PY       python with PyKCS11    (default: /usr/bin/python3)
+#   PHSM_MFG      the simulated manufacturer directory that test cards
+#                 get their identity from (default: build/mfg; made with
+#                 phsm-fw --mfg-init when missing)
 
 PHSM_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PHSM_FW=${PHSM_FW:-$PHSM_TOP/build/bin/phsm-fw}
@@ -19,6 +22,7 @@ PHSM_PY=${PHSM_PY:-/usr/bin/python3}
 # PBKDF2 rounds for test daemons: enough to exercise the code, not slow.
 # Set it empty to use the daemon's default.
 PHSM_TEST_PIN_ITERATIONS=${PHSM_TEST_PIN_ITERATIONS-1000}
+PHSM_MFG=${PHSM_MFG:-$PHSM_TOP/build/mfg}
 
 PHSM_TMP=$(mktemp -d "${TMPDIR:-/tmp}/phsm-test.XXXXXX")
 PHSM_FW_PIDS=()
@@ -49,16 +53,37 @@ fw_wait_gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
+# mfg_init DIR: make the manufacturer directory DIR if it is not there
+# (phsm-fw --mfg-init is idempotent and locks, so parallel runs agree).
+mfg_init() {
+	[ -f "$1/root.pem" ] && return 0
+	"$PHSM_FW" --mfg-init "$1"
+}
+
 # fw_start NAME [phsm-fw options...]: start a daemon with state
 # $PHSM_TMP/NAME.state and socket $PHSM_TMP/NAME.sock (the state survives
 # a restart under the same NAME).  Sets FW_PID and FW_SOCK; the daemon's
 # output goes to $PHSM_TMP/NAME.log.  Waits until the socket accepts.
+#
+# The card gets its identity from the manufacturer directory $FW_MFG,
+# by default $PHSM_MFG: `FW_MFG=DIR fw_start ...` provisions it from
+# another manufacturer, `FW_MFG= fw_start ...` starts a card without
+# identity (it cannot clone).
 fw_start() {
-	local name=$1 i
+	local name=$1 mfg=${FW_MFG-$PHSM_MFG} i
 	shift
 	FW_SOCK=$PHSM_TMP/$name.sock
 	FW_LOG=$PHSM_TMP/$name.log
 	rm -f "$FW_SOCK"
+	if [ -n "$mfg" ]; then
+		if mfg_init "$mfg" >>"$FW_LOG" 2>&1; then
+			set -- --mfg "$mfg" "$@"
+		else
+			echo "phsm-fw --mfg-init $mfg failed; card $name starts" \
+				"without identity:" >&2
+			tail -n 5 "$FW_LOG" >&2
+		fi
+	fi
 	if [ -n "$PHSM_TEST_PIN_ITERATIONS" ]; then
 		set -- --pin-iterations "$PHSM_TEST_PIN_ITERATIONS" "$@"
 	fi

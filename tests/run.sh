@@ -10,6 +10,8 @@
 #               loads the ASan library against an ASan phsm-fw)
 #   interop     pkcs11-tool, OpenSSL's pkcs11 engine, PyKCS11, p11-kit, phsmctl
 #   crash       SIGKILL the daemon while it stores objects
+#   clone       key cloning between two cards and between two processes
+#               that each see one card (tests/clone/clone.sh)
 #   malformed   malformed messages straight to the daemon's socket
 #   fuzz        libFuzzer on the firmware's request handling (bounded)
 #   driver      phsm.ko: W=1 build and sparse against 6.1 and 6.12, checkpatch
@@ -31,7 +33,7 @@ TOP=$PWD
 LOGS=$TOP/build/logs
 SUMMARY=$TOP/build/test-summary.txt
 FUZZ_SECONDS=${PHSM_FUZZ_SECONDS:-60}
-SUITES=${PHSM_SUITES:-build unit pkcs11 interop crash malformed fuzz driver qemu vm}
+SUITES=${PHSM_SUITES:-build unit pkcs11 interop crash clone malformed fuzz driver qemu vm}
 JOBS=$(nproc 2>/dev/null || echo 2)
 
 TOTAL_PASSED=0
@@ -211,6 +213,14 @@ if want crash; then
 		PHSM_MODULE=$TOP/build/lib/libphsm-pkcs11.so \
 		CRASH_CLIENT=$TOP/build/tests/crash-client \
 		script_suite crash 600 tests/crash/crash.sh 10
+fi
+
+if want clone; then
+	# The tool is an ordinary program (normal library); the cards are
+	# the sanitizer build.
+	PHSM_FW=$TOP/$ASAN_FW PHSM_MODULE=$TOP/build/lib/libphsm-pkcs11.so \
+		CLONE_TOOL=$TOP/build/tests/clone-tool \
+		script_suite clone 600 tests/clone/clone.sh
 fi
 
 if want malformed; then

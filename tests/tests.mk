@@ -4,7 +4,8 @@
 # build/asan/tests.  The libFuzzer target always uses clang and its own
 # tree, build/fuzz, whatever SAN says.
 #
-#   make tests     every test program (unit, behaviour suite, crash, fuzz)
+#   make tests     every test program (unit, behaviour suite, crash, clone,
+#                  fuzz)
 #   make check     install dependencies, then run every suite (tests/run.sh)
 #   make demo      install dependencies, then the demo (tests/demo.sh)
 
@@ -51,7 +52,15 @@ $(CRASH_BIN): $(call objs,tests/crash/crash_client.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -ldl $(LDLIBS)
 
-TEST_PROGS := $(UNIT_BINS) $(if $(SUITE_SRCS),$(SUITE_BIN)) $(CRASH_BIN)
+# Cloning client: one step per run, for tests/clone/clone.sh.
+CLONE_TOOL := $(TEST_BIN)/clone-tool
+
+$(CLONE_TOOL): $(call objs,tests/clone/clone-tool.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -ldl $(LDLIBS)
+
+TEST_PROGS := $(UNIT_BINS) $(if $(SUITE_SRCS),$(SUITE_BIN)) $(CRASH_BIN) \
+	$(CLONE_TOOL)
 
 # libFuzzer target: the firmware core, compiled with clang and
 # instrumented for coverage, behind fw_card_handle().

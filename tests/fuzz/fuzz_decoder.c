@@ -13,7 +13,10 @@
  * directory and removed afterwards: an input does the same thing every
  * time it runs (a crash found is a crash reproduced), and the handles a
  * fresh card hands out are the ones the seed corpus (fuzz_seeds.c) uses.
- * The state directories are made under $TMPDIR.
+ * The state directories are made under $TMPDIR.  Every card is a copy of
+ * one made at start with a cloning identity, so that the cloning
+ * commands get past "no identity" into their real work (making an
+ * identity per input would cost ten times the rest).
  */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
@@ -30,6 +33,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char base_dir[4096];
+static char template_dir[4096 + 16];
+/* The files of a closed card's state directory. */
+static const char *const state_files[] = { "master.key", "phsm.db" };
 
 /* Checks that hold for every answer, whatever the request was. */
 static void check_response(const uint8_t *resp, size_t len)
@@ -64,6 +70,29 @@ static int remove_entry(const char *path, const struct stat *st, int flag,
 	return remove(path);
 }
 
+static void copy_file(const char *from_dir, const char *to_dir,
+		      const char *name)
+{
+	char from[8192], to[8192], buf[65536];
+	FILE *in, *out;
+	size_t n;
+
+	snprintf(from, sizeof(from), "%s/%s", from_dir, name);
+	snprintf(to, sizeof(to), "%s/%s", to_dir, name);
+	in = fopen(from, "rb");
+	out = fopen(to, "wb");
+	if (!in || !out) {
+		perror("fuzz: copying the template card");
+		abort();
+	}
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			abort();
+	if (ferror(in) || fclose(out))
+		abort();
+	fclose(in);
+}
+
 static struct fw_card *open_card(char *dir, size_t dir_len)
 {
 	struct fw_card_config cfg = {
@@ -78,6 +107,8 @@ static struct fw_card *open_card(char *dir, size_t dir_len)
 		perror("fuzz: mkdtemp");
 		abort();
 	}
+	for (size_t i = 0; i < sizeof(state_files) / sizeof(state_files[0]); i++)
+		copy_file(template_dir, dir, state_files[i]);
 	cfg.state_dir = dir;
 	if (fw_card_open(&cfg, &card, err, sizeof(err))) {
 		fprintf(stderr, "fuzz: cannot open a card on %s: %s\n", dir, err);
@@ -89,6 +120,9 @@ static struct fw_card *open_card(char *dir, size_t dir_len)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *tmp = getenv("TMPDIR");
+	struct fw_card_config cfg = { .partitions = 2, .pin_iterations = 1 };
+	char mfg_dir[4096 + 8], err[256] = "";
+	struct fw_card *card;
 
 	(void)argc;
 	(void)argv;
@@ -98,6 +132,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		perror("fuzz: mkdtemp");
 		exit(1);
 	}
+	/* The template: a card with an identity, closed again. */
+	snprintf(mfg_dir, sizeof(mfg_dir), "%s/mfg", base_dir);
+	snprintf(template_dir, sizeof(template_dir), "%s/template", base_dir);
+	cfg.state_dir = template_dir;
+	cfg.mfg_dir = mfg_dir;
+	if (fw_mfg_init(mfg_dir, err, sizeof(err)) ||
+	    fw_card_open(&cfg, &card, err, sizeof(err))) {
+		fprintf(stderr, "fuzz: cannot make the template card: %s\n", err);
+		exit(1);
+	}
+	fw_card_close(card);
 	return 0;
 }
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <phsm/pkcs11.h>
+#include <phsm/cryptoki_ca.h>
 
 #include "uapi/codec/phsm_codec.h"
 
@@ -426,6 +426,279 @@ static void req_msg_gcm(struct seed *s)
 	append(s, &w);
 }
 
+/* ---- cloning (Documentation/phsm/cloning.rst) ------------------------
+ *
+ * The fuzzed card has no identity, so the cards' own step messages cannot
+ * be part of a seed; these are made-up messages of the right shape (the
+ * common prefix, then plausible fields), for the decoders to chew on.
+ */
+
+#define CLN_MAGIC	0x314e4c434d534850ull
+
+static const uint8_t sid16[16] = "fuzz-session-id";
+
+/* A field sequence, outside any message. */
+static void cln_prefix(struct phsm_writer *w, uint64_t type)
+{
+	memset(w, 0, sizeof(*w));
+	phsm_put_u64(w, CLN_MAGIC);
+	phsm_put_u64(w, 1);
+	phsm_put_u64(w, type);
+}
+
+/* A chain: root ID and a few bytes where the certificate would be. */
+static void cln_chain(struct phsm_writer *w)
+{
+	static const uint8_t root[32] = { 0xaa }, cert[64] = { 0x30, 0x3e };
+	struct phsm_writer c = { 0 };
+
+	phsm_put_bytes(&c, root, sizeof(root));
+	phsm_put_bytes(&c, cert, sizeof(cert));
+	phsm_put_bytes(w, c.data, c.len);
+	phsm_writer_free(&c);
+}
+
+static void cln_m1(struct phsm_writer *w)
+{
+	static const uint64_t suites[] = { 2, 1 }, kdfs[] = { 2, 1 },
+		encodings[] = { 1 }, durations[] = { 300, 900, 1800, 3600 },
+		sig_algs[] = { 1, 2 };
+	static const uint8_t nonce[32] = { 1 }, root[32] = { 0xaa },
+		point[97] = { 4 }, sig[64] = { 5 };
+	struct phsm_writer ks = { 0 };
+
+	cln_prefix(w, 1);
+	phsm_put_bytes(w, nonce, sizeof(nonce));
+	phsm_put_u64(w, 1700000000);
+	phsm_put_u64_array(w, suites, 2);
+	phsm_put_u64_array(w, kdfs, 2);
+	phsm_put_u64_array(w, encodings, 1);
+	phsm_put_u64_array(w, durations, 4);
+	phsm_put_u64_array(w, sig_algs, 2);
+	phsm_put_bytes(w, root, sizeof(root));
+	phsm_put_u64(&ks, 2);
+	phsm_put_bytes(&ks, point, 97);
+	phsm_put_u64(&ks, 1);
+	phsm_put_bytes(&ks, point, 65);
+	phsm_put_bytes(w, ks.data, ks.len);
+	phsm_writer_free(&ks);
+	cln_chain(w);
+	phsm_put_u64(w, 1);
+	phsm_put_bytes(w, sig, sizeof(sig));
+}
+
+static void cln_m2(struct phsm_writer *w)
+{
+	static const uint8_t nonce[32] = { 1 }, point[97] = { 4 },
+		sig[64] = { 5 }, ext[48] = { 6 };
+
+	cln_prefix(w, 2);
+	phsm_put_bytes(w, sid16, sizeof(sid16));
+	phsm_put_bytes(w, nonce, sizeof(nonce));
+	phsm_put_bytes(w, nonce, sizeof(nonce));
+	phsm_put_u64(w, 1700000001);
+	phsm_put_u64(w, 2);
+	phsm_put_u64(w, 2);
+	phsm_put_u64(w, 1);
+	phsm_put_u64(w, 3600);
+	phsm_put_bytes(w, point, sizeof(point));
+	cln_chain(w);
+	phsm_put_u64(w, 1);
+	phsm_put_bytes(w, sig, sizeof(sig));
+	phsm_put_bytes(w, ext, sizeof(ext));
+}
+
+static void cln_m3_m4(struct phsm_writer *w, uint64_t type)
+{
+	static const uint8_t ext[80] = { 7 };
+
+	cln_prefix(w, type);
+	phsm_put_bytes(w, sid16, sizeof(sid16));
+	if (type == 3)
+		phsm_put_u64(w, 1700000002);
+	phsm_put_bytes(w, ext, type == 3 ? sizeof(ext) : 48);
+}
+
+static void cln_blob(struct phsm_writer *w, uint64_t type)
+{
+	static const uint8_t sealed[80] = { 8 };
+
+	cln_prefix(w, type);
+	phsm_put_bytes(w, sid16, sizeof(sid16));
+	phsm_put_u64(w, 1);
+	phsm_put_u64(w, 1);
+	phsm_put_u64(w, CK_CRYPTOKI_ELEMENT);
+	phsm_put_u64(w, 1);
+	phsm_put_bytes(w, sealed, sizeof(sealed));
+}
+
+static void req_clone_identity(struct seed *s)
+{
+	struct phsm_writer w;
+
+	begin(s, &w, PHSM_OP_CLONE_IDENTITY);
+	append(s, &w);
+}
+
+static void req_migration_start(struct seed *s, uint64_t outcap)
+{
+	struct phsm_writer w;
+
+	begin(s, &w, PHSM_OP_MIGRATION_START);
+	phsm_put_u64(&w, SESS);
+	phsm_put_bytes(&w, NULL, 0);
+	phsm_put_u64(&w, outcap);
+	append(s, &w);
+}
+
+static void req_migration_continue(struct seed *s, uint64_t step,
+				   const struct phsm_writer *msg, int with_sid)
+{
+	struct phsm_writer w;
+
+	begin(s, &w, PHSM_OP_MIGRATION_CONTINUE);
+	phsm_put_u64(&w, SESS);
+	phsm_put_u64(&w, step);
+	phsm_put_bytes(&w, msg->data, msg->len);
+	phsm_put_bytes(&w, sid16, with_sid ? sizeof(sid16) : 0);
+	phsm_put_u64(&w, 8192);
+	phsm_put_u64(&w, 64);
+	append(s, &w);
+}
+
+static void req_migration_close(struct seed *s)
+{
+	struct phsm_writer w;
+
+	begin(s, &w, PHSM_OP_MIGRATION_CLOSE);
+	phsm_put_u64(&w, SESS);
+	phsm_put_bytes(&w, sid16, sizeof(sid16));
+	append(s, &w);
+}
+
+static void req_extract(struct seed *s, uint64_t cap)
+{
+	const uint64_t types[] = { CK_CRYPTOKI_ELEMENT, CK_PARAM_ELEMENT },
+		handles[] = { KEY, PHSM_PARAM_SMK }, caps[] = { cap, cap };
+	struct phsm_writer w;
+	size_t m;
+
+	begin(s, &w, PHSM_OP_EXTRACT);
+	phsm_put_u64(&w, SESS);
+	m = phsm_put_mech_begin(&w, CKM_CPV4_EXTRACT);
+	phsm_put_bytes(&w, sid16, sizeof(sid16));
+	phsm_put_bytes(&w, NULL, 0);
+	phsm_put_u64(&w, CKF_CONTINUE_ON_ERR);
+	phsm_put_u64_array(&w, types, 2);
+	phsm_put_u64_array(&w, handles, 2);
+	phsm_put_u64_array(&w, caps, 2);
+	phsm_put_mech_end(&w, m);
+	append(s, &w);
+}
+
+static void req_insert(struct seed *s)
+{
+	const uint64_t zero[2] = { 0, 0 };
+	struct phsm_writer w, blob;
+	uint64_t lens[2];
+	size_t m;
+
+	cln_blob(&blob, 0x11);
+	lens[0] = lens[1] = blob.len;
+	begin(s, &w, PHSM_OP_INSERT);
+	phsm_put_u64(&w, SESS);
+	m = phsm_put_mech_begin(&w, CKM_CPV4_INSERT);
+	phsm_put_bytes(&w, sid16, sizeof(sid16));
+	phsm_put_u64(&w, CKF_CONTINUE_ON_ERR);
+	phsm_put_u64_array(&w, zero, 2);
+	phsm_put_u64_array(&w, zero, 2);
+	phsm_put_u64_array(&w, lens, 2);
+	/* The same blob twice, in one BYTES. */
+	{
+		uint8_t *two = malloc(2 * blob.len);
+
+		if (two) {
+			memcpy(two, blob.data, blob.len);
+			memcpy(two + blob.len, blob.data, blob.len);
+			phsm_put_bytes(&w, two, 2 * blob.len);
+			free(two);
+		} else {
+			s->failed = 1;
+		}
+	}
+	phsm_writer_free(&blob);
+	phsm_put_mech_end(&w, m);
+	append(s, &w);
+}
+
+static void req_cpv3(struct seed *s)
+{
+	static const uint8_t nonce[32] = { 9 }, point[97] = { 4 },
+		sig[96] = { 5 }, hash[48] = { 3 }, confirm[48] = { 2 };
+	struct phsm_writer w, msg, blob;
+
+	begin(s, &w, PHSM_OP_CLONE_SOURCE_INIT);
+	phsm_put_u64(&w, SESS);
+	phsm_put_bytes(&w, NULL, 0);
+	phsm_put_u64(&w, 0);
+	phsm_put_u64(&w, PHSM_OUT_QUERY);
+	append(s, &w);
+
+	/* TWC */
+	cln_prefix(&msg, 0x31);
+	phsm_put_bytes(&msg, nonce, sizeof(nonce));
+	phsm_put_u64(&msg, 0);
+	phsm_put_bytes(&msg, point, sizeof(point));
+	cln_chain(&msg);
+	phsm_put_u64(&msg, 2);
+	phsm_put_bytes(&msg, sig, sizeof(sig));
+	begin(s, &w, PHSM_OP_CLONE_TARGET_INIT);
+	phsm_put_u64(&w, SESS);
+	phsm_put_bytes(&w, msg.data, msg.len);
+	phsm_put_bytes(&w, NULL, 0);
+	phsm_put_u64(&w, 0);
+	phsm_put_u64(&w, 8192);
+	append(s, &w);
+	phsm_writer_free(&msg);
+
+	/* Part1 */
+	cln_prefix(&msg, 0x32);
+	phsm_put_bytes(&msg, hash, sizeof(hash));
+	phsm_put_bytes(&msg, nonce, sizeof(nonce));
+	phsm_put_u64(&msg, 0);
+	phsm_put_bytes(&msg, point, sizeof(point));
+	cln_chain(&msg);
+	phsm_put_u64(&msg, 2);
+	phsm_put_bytes(&msg, sig, sizeof(sig));
+	phsm_put_bytes(&msg, confirm, sizeof(confirm));
+	begin(s, &w, PHSM_OP_CLONE_AS_SOURCE);
+	phsm_put_u64(&w, SESS);
+	phsm_put_u64(&w, CK_CRYPTOKI_ELEMENT);
+	phsm_put_u64(&w, KEY);
+	phsm_put_bytes(&w, msg.data, msg.len);
+	phsm_put_u64(&w, 0);
+	phsm_put_u64(&w, 8192);
+	append(s, &w);
+	phsm_writer_free(&msg);
+
+	/* Part2 */
+	cln_prefix(&msg, 0x33);
+	phsm_put_bytes(&msg, sid16, sizeof(sid16));
+	phsm_put_bytes(&msg, confirm, sizeof(confirm));
+	cln_blob(&blob, 0x34);
+	phsm_put_bytes(&msg, blob.data, blob.len);
+	phsm_writer_free(&blob);
+	begin(s, &w, PHSM_OP_CLONE_AS_TARGET);
+	phsm_put_u64(&w, SESS);
+	phsm_put_bytes(&w, NULL, 0);
+	phsm_put_bytes(&w, msg.data, msg.len);
+	phsm_put_u64(&w, CK_CRYPTOKI_ELEMENT);
+	phsm_put_u64(&w, 0);
+	phsm_put_u64(&w, 0);
+	append(s, &w);
+	phsm_writer_free(&msg);
+}
+
 static int write_seed(const char *dir, const char *name, struct seed *s)
 {
 	char path[4096];
@@ -529,6 +802,43 @@ int main(int argc, char **argv)
 	req_obj(&s, PHSM_OP_DESTROY_OBJECT, KEY);
 	req_sess(&s, PHSM_OP_CLOSE_SESSION);
 	rc |= write_seed(dir, "objects", &s);
+
+	req_clone_identity(&s);
+	rc |= write_seed(dir, "clone-identity", &s);
+
+	logged_in(&s);
+	req_migration_start(&s, PHSM_OUT_QUERY);
+	req_migration_start(&s, 8192);
+	{
+		struct phsm_writer m;
+
+		cln_m1(&m);
+		req_migration_continue(&s, 1, &m, 0);
+		phsm_writer_free(&m);
+		cln_m2(&m);
+		req_migration_continue(&s, 2, &m, 1);
+		phsm_writer_free(&m);
+		cln_m3_m4(&m, 3);
+		req_migration_continue(&s, 3, &m, 1);
+		phsm_writer_free(&m);
+		cln_m3_m4(&m, 4);
+		req_migration_continue(&s, 4, &m, 1);
+		phsm_writer_free(&m);
+	}
+	req_migration_close(&s);
+	rc |= write_seed(dir, "clone-negotiation", &s);
+
+	logged_in(&s);
+	req_gen_aes(&s);
+	req_extract(&s, PHSM_OUT_QUERY);
+	req_extract(&s, 4096);
+	req_insert(&s);
+	rc |= write_seed(dir, "clone-blobs", &s);
+
+	logged_in(&s);
+	req_gen_aes(&s);
+	req_cpv3(&s);
+	rc |= write_seed(dir, "clone-cpv3", &s);
 
 	return rc ? 1 : 0;
 }

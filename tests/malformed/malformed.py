@@ -548,6 +548,8 @@ def run_checks():
     def _():
         parallel_requests()
 
+    clone_checks()
+
     @check("daemon still serves GET_CARD_INFO on a new connection")
     def _():
         card_info_works()
@@ -594,6 +596,342 @@ def parallel_requests():
         assert second["rv"] == CKR_OK, "key pair rv %#x" % second["rv"]
     finally:
         c.close()
+
+
+# --- cloning (Documentation/phsm/cloning.rst) --------------------------------
+
+CKR_ARGUMENTS_BAD = 0x7
+CKR_DATA_INVALID = 0x20
+CKR_ENCRYPTED_DATA_INVALID = 0x40
+CKR_MECHANISM_INVALID = 0x70
+CKR_MECHANISM_PARAM_INVALID = 0x71
+CKR_OPERATION_NOT_INITIALIZED = 0x91
+CKR_SESSION_EXISTS = 0xb6
+VD = 0x80000000
+CKR_OBJECT_TYPE_INVALID = VD + 0x112
+CKR_SESSION_NEGOTIATION_INVALID = VD + 0x10C
+CKM_CPV4_EXTRACT, CKM_CPV4_INSERT = 0x80000208, 0x80000209
+OUT_QUERY = 0xffffffffffffffff
+CAP = 1 << 16
+
+
+def parse_fields(payload):
+    """The fields of a response payload, as (type, value) pairs."""
+    out, off = [], 0
+    while off < len(payload):
+        ftype, _, n = struct.unpack_from("<HHI", payload, off)
+        out.append((ftype, payload[off + 8:off + 8 + n]))
+        off += 8 + n
+    return out
+
+
+def field_u64(v):
+    return struct.unpack("<Q", v)[0]
+
+
+def u64_array(values):
+    return field(FT_U64_ARRAY, b"".join(struct.pack("<Q", v) for v in values))
+
+
+class Clone:
+    """One connection with a user session on each partition of the card,
+    both partitions holding the same cloning domain."""
+
+    def __init__(self):
+        self.c = Conn(SOCK)
+        self.tag = 20000
+        self.s = [self.setup(part) for part in (0, 1)]
+
+    def req(self, opcode, payload):
+        """(rv, fields) of one request that must get status OK."""
+        self.tag += 1
+        self.c.send(message(opcode, payload, tag=self.tag))
+        hdr, reply = self.c.recv_msg()
+        expect_status(hdr, ST["OK"], tag=self.tag, opcode=opcode)
+        return hdr["rv"], parse_fields(reply)
+
+    def ok(self, opcode, payload):
+        rv, fields = self.req(opcode, payload)
+        assert rv == CKR_OK, "opcode %#x rv %#x" % (opcode, rv)
+        return fields
+
+    def setup(self, part):
+        for _ in range(40):
+            rv, _ = self.req(OP["INIT_TOKEN"], u64(part) +
+                             bytes_field(b"12345678") +
+                             bytes_field(b"malformed clone".ljust(32)))
+            if rv != CKR_SESSION_EXISTS:
+                break
+        assert rv == CKR_OK, "INIT_TOKEN rv %#x" % rv
+        sess = field_u64(self.ok(OP["OPEN_SESSION"], u64(part) + u64(6))[0][1])
+        self.ok(OP["LOGIN"], u64(sess) + u64(0) + bytes_field(b"12345678") +
+                bytes_field(b""))
+        self.ok(OP["INIT_PIN"], u64(sess) + bytes_field(b"user-pin"))
+        self.ok(OP["CA_ADD_KCV"], u64(sess) + bytes_field(b"malformed kcv") +
+                bytes_field(b"dom") + u64(1))
+        self.ok(OP["LOGOUT"], u64(sess))
+        self.ok(OP["LOGIN"], u64(sess) + u64(1) + bytes_field(b"user-pin") +
+                bytes_field(b""))
+        return sess
+
+    def start(self):
+        fields = self.ok(OP["MIGRATION_START"], u64(self.s[0]) +
+                         bytes_field(b"") + u64(CAP))
+        return fields[1][1]
+
+    def cont(self, part, step, data, sid=b""):
+        """(rv, output, sid) of a Continue."""
+        rv, fields = self.req(OP["MIGRATION_CONTINUE"], u64(self.s[part]) +
+                              u64(step) + bytes_field(data) +
+                              bytes_field(sid) + u64(CAP) + u64(64))
+        if rv != CKR_OK:
+            return rv, None, None
+        return rv, fields[1][1], fields[4][1]
+
+    def established(self):
+        """A clone session, partition 0 the initiator; its ID."""
+        m1 = self.start()
+        rv, m2, sid = self.cont(1, 1, m1)
+        assert rv == CKR_OK, "step 1 rv %#x" % rv
+        rv, m3, _ = self.cont(0, 2, m2, sid)
+        assert rv == CKR_OK, "step 2 rv %#x" % rv
+        rv, m4, _ = self.cont(1, 3, m3, sid)
+        assert rv == CKR_OK, "step 3 rv %#x" % rv
+        rv, _, _ = self.cont(0, 4, m4, sid)
+        assert rv == CKR_OK, "step 4 rv %#x" % rv
+        return sid
+
+    def aes_key(self):
+        cka_token, cka_value_len = 0x1, 0x161
+        fields = self.ok(OP["GENERATE_KEY"], u64(self.s[0]) + mech(0x1080) +
+                         attrs([(cka_token, ATTR_F_VALUE, 1, b"\0"),
+                                (cka_value_len, ATTR_F_VALUE, 8,
+                                 struct.pack("<Q", 32))]))
+        return field_u64(fields[0][1])
+
+    def extract(self, param):
+        return self.req(OP["EXTRACT"], u64(self.s[0]) +
+                        mech(CKM_CPV4_EXTRACT, param))
+
+    def insert(self, param):
+        return self.req(OP["INSERT"], u64(self.s[1]) +
+                        mech(CKM_CPV4_INSERT, param))
+
+    def close(self):
+        self.c.close()
+
+
+def extract_param(sid, handles, types=None, caps=None, flags=0):
+    n = len(handles)
+    return (bytes_field(sid) + bytes_field(b"") + u64(flags) +
+            u64_array(types if types is not None else [0] * n) +
+            u64_array(handles) +
+            u64_array(caps if caps is not None else [CAP] * n))
+
+
+def insert_param(sid, blobs, lens=None, storage=None, types=None, flags=0):
+    n = len(blobs)
+    return (bytes_field(sid) + u64(flags) +
+            u64_array(storage if storage is not None else [0] * n) +
+            u64_array(types if types is not None else [0] * n) +
+            u64_array(lens if lens is not None else [len(b) for b in blobs]) +
+            bytes_field(b"".join(blobs)))
+
+
+def strides(n, count=48):
+    return range(0, n, max(1, n // count))
+
+
+def clone_checks():
+    """Step messages, blobs and cloning parameters cut short, altered and
+    made up, straight to the socket: each gets its error, none creates
+    anything or upsets the daemon."""
+    cl = None
+
+    @check("clone: two partitions with a common domain")
+    def _():
+        nonlocal cl
+        cl = Clone()
+
+    if cl is None:
+        return
+
+    @check("clone: Start with an input")
+    def _():
+        rv, _ = cl.req(OP["MIGRATION_START"], u64(cl.s[0]) +
+                       bytes_field(b"future") + u64(CAP))
+        assert rv == CKR_ARGUMENTS_BAD, "rv %#x" % rv
+
+    @check("clone: m1 cut short at every length")
+    def _():
+        m1 = cl.start()
+        for k in strides(len(m1)):
+            rv, _, _ = cl.cont(1, 1, m1[:k])
+            want = (CKR_ARGUMENTS_BAD, CKR_SESSION_NEGOTIATION_INVALID) \
+                if k == 0 else (CKR_SESSION_NEGOTIATION_INVALID,)
+            assert rv in want, "%d of %d bytes: rv %#x" % (k, len(m1), rv)
+
+    @check("clone: m1 with a byte more")
+    def _():
+        rv, _, _ = cl.cont(1, 1, cl.start() + b"\0")
+        assert rv == CKR_SESSION_NEGOTIATION_INVALID, "rv %#x" % rv
+
+    @check("clone: m1 with one byte altered, anywhere")
+    def _():
+        m1 = cl.start()
+        for i in strides(len(m1), 96):
+            bad = bytearray(m1)
+            bad[i] ^= 0x5a
+            rv, _, _ = cl.cont(1, 1, bytes(bad))
+            assert rv not in (CKR_OK,), "byte %d: accepted" % i
+
+    @check("clone: garbage as m2, m3, m4")
+    def _():
+        rng = random.Random(44)
+        for _ in range(10):
+            junk = bytes(rng.getrandbits(8)
+                         for _ in range(rng.randrange(1, 300)))
+            for part, step in ((0, 2), (1, 3), (0, 4)):
+                rv, _, _ = cl.cont(part, step, junk, b"s" * 16)
+                assert rv == CKR_SESSION_NEGOTIATION_INVALID, \
+                    "step %d: rv %#x" % (step, rv)
+
+    @check("clone: a made-up message of every type")
+    def _():
+        for t in (1, 2, 3, 4, 0x11, 0x31, 0x32, 0x33, 0x34, 99):
+            msg = u64(0x314e4c434d534850) + u64(1) + u64(t) + \
+                bytes_field(b"n" * 32)
+            for part, step in ((1, 1), (0, 2), (1, 3), (0, 4)):
+                rv, _, _ = cl.cont(part, step, msg, b"" if step == 1
+                                   else b"s" * 16)
+                assert rv != CKR_OK, "type %#x step %d accepted" % (t, step)
+
+    sid = None
+    key = None
+    blob = None
+
+    @check("clone: a session and a blob")
+    def _():
+        nonlocal sid, key, blob
+        sid = cl.established()
+        key = cl.aes_key()
+        rv, fields = cl.extract(extract_param(sid, [key]))
+        assert rv == CKR_OK, "extract rv %#x" % rv
+        assert field_u64(fields[0][1][:8]) == CKR_OK, "result"
+        blob = fields[2][1]
+        assert len(blob) == field_u64(fields[1][1][:8]) > 160, "blob length"
+
+    if blob is None:
+        return
+
+    def insert_result(data, want):
+        rv, fields = cl.insert(insert_param(sid, [data]))
+        assert rv == CKR_OK, "insert rv %#x" % rv
+        res = field_u64(fields[0][1][:8])
+        assert res in want, "result %#x" % res
+
+    @check("clone: blobs cut short at every length")
+    def _():
+        for k in strides(len(blob)):
+            if k:
+                insert_result(blob[:k], (CKR_DATA_INVALID,))
+
+    @check("clone: blobs with one byte altered, anywhere")
+    def _():
+        for i in strides(len(blob), 96):
+            bad = bytearray(blob)
+            bad[i] ^= 0x5a
+            insert_result(bytes(bad), (CKR_DATA_INVALID,
+                                       CKR_ENCRYPTED_DATA_INVALID,
+                                       CKR_OBJECT_TYPE_INVALID))
+
+    @check("clone: random blobs")
+    def _():
+        rng = random.Random(45)
+        for _ in range(20):
+            junk = bytes(rng.getrandbits(8)
+                         for _ in range(rng.randrange(1, 400)))
+            insert_result(junk, (CKR_DATA_INVALID,))
+
+    @check("clone: the intact blob still goes in, once")
+    def _():
+        insert_result(blob, (CKR_OK,))
+        insert_result(blob, (CKR_DATA_INVALID,))
+
+    def param_invalid(rv_fields, what):
+        rv, fields = rv_fields
+        assert rv == CKR_MECHANISM_PARAM_INVALID, "%s: rv %#x" % (what, rv)
+        assert not fields, "%s: fields with an error" % what
+
+    @check("clone: CA_Extract parameters that do not fit")
+    def _():
+        param_invalid(cl.extract(extract_param(sid, [key], types=[0, 0])),
+                      "types count")
+        param_invalid(cl.extract(extract_param(sid, [key], caps=[])),
+                      "caps count")
+        param_invalid(cl.extract(extract_param(sid, [])), "no object")
+        param_invalid(cl.extract(extract_param(sid, [key] * 1025)),
+                      "1025 objects")
+        param_invalid(cl.extract(extract_param(sid, [key, key],
+                                               caps=[CAP, OUT_QUERY])),
+                      "half a size query")
+        param_invalid(cl.extract(extract_param(sid, [key])[:-8]),
+                      "cut short")
+        param_invalid(cl.extract(extract_param(sid, [key]) + u64(0)),
+                      "extra field")
+        param_invalid(cl.extract(b""), "empty")
+        rv, _ = cl.req(OP["EXTRACT"], u64(cl.s[0]) +
+                       mech(CKM_CPV4_INSERT, extract_param(sid, [key])))
+        assert rv == CKR_MECHANISM_INVALID, "other mechanism: rv %#x" % rv
+
+    @check("clone: CA_Insert parameters that do not fit")
+    def _():
+        param_invalid(cl.insert(insert_param(sid, [blob],
+                                             lens=[len(blob) + 1])),
+                      "lengths past the blobs")
+        param_invalid(cl.insert(insert_param(sid, [blob],
+                                             lens=[len(blob) - 1])),
+                      "lengths short of the blobs")
+        param_invalid(cl.insert(insert_param(sid, [blob], lens=[1 << 63])),
+                      "huge length")
+        param_invalid(cl.insert(insert_param(sid, [blob],
+                                             lens=[len(blob), 0])),
+                      "lens count")
+        param_invalid(cl.insert(insert_param(sid, [blob], storage=[])),
+                      "storage count")
+        param_invalid(cl.insert(insert_param(sid, [])), "no object")
+        param_invalid(cl.insert(insert_param(sid, [blob])[:-3]), "cut short")
+        rv, _ = cl.req(OP["INSERT"], u64(cl.s[1]) +
+                       mech(CKM_CPV4_EXTRACT, insert_param(sid, [blob])))
+        assert rv == CKR_MECHANISM_INVALID, "other mechanism: rv %#x" % rv
+
+    @check("clone: CPv3 messages cut short, altered, made up")
+    def _():
+        s0, s1 = cl.s
+        twc = cl.ok(OP["CLONE_SOURCE_INIT"], u64(s0) + bytes_field(b"") +
+                    u64(0) + u64(CAP))[0][1]
+        for k in strides(len(twc)):
+            rv, _ = cl.req(OP["CLONE_TARGET_INIT"], u64(s1) +
+                           bytes_field(twc[:k]) + bytes_field(b"") + u64(0) +
+                           u64(CAP))
+            assert rv != CKR_OK, "TWC of %d bytes accepted" % k
+        for i in strides(len(twc), 96):
+            bad = bytearray(twc)
+            bad[i] ^= 0x5a
+            rv, _ = cl.req(OP["CLONE_TARGET_INIT"], u64(s1) +
+                           bytes_field(bytes(bad)) + bytes_field(b"") +
+                           u64(0) + u64(CAP))
+            assert rv != CKR_OK, "TWC byte %d altered accepted" % i
+        part1 = cl.ok(OP["CLONE_TARGET_INIT"], u64(s1) + bytes_field(twc) +
+                      bytes_field(b"") + u64(0) + u64(CAP))[0][1]
+        rv, _ = cl.req(OP["CLONE_AS_SOURCE"], u64(s0) + u64(0) + u64(key) +
+                       bytes_field(part1[:-1]) + u64(0) + u64(CAP))
+        assert rv != CKR_OK, "Part1 cut short accepted"
+        rv, _ = cl.req(OP["CLONE_AS_TARGET"], u64(s1) + bytes_field(b"") +
+                       bytes_field(b"\0" * 200) + u64(0) + u64(0) + u64(0))
+        assert rv != CKR_OK, "a made-up Part2 accepted"
+
+    cl.close()
 
 
 def card_info_works():

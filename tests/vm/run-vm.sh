@@ -16,6 +16,9 @@
 #                    scripts/build-qemu.sh if that exists, else
 #                    qemu-system-x86_64 from PATH)
 #   PHSM_FW          phsm-fw (default build/bin/phsm-fw)
+#   PHSM_MFG         the simulated manufacturer the cards get their
+#                    identity from, for cloning (default build/mfg, made
+#                    with phsm-fw --mfg-init when missing)
 #   PHSM_VM_INITRD   the base initramfs (default build/vm/initramfs.cpio.gz,
 #                    made by `make vm-initramfs`)
 #   PHSM_KO_PATTERN  printf pattern of the module's path from the kernel
@@ -38,6 +41,7 @@ LOGS=$TOP/build/vm/logs	# the logs are copied here at the end
 INITRD=${PHSM_VM_INITRD:-$TOP/build/vm/initramfs.cpio.gz}
 KO_PATTERN=${PHSM_KO_PATTERN:-$TOP/build/driver/%s/phsm.ko}
 FW=${PHSM_FW:-$TOP/build/bin/phsm-fw}
+MFG=${PHSM_MFG:-$TOP/build/mfg}
 VM_TIMEOUT=${PHSM_VM_TIMEOUT:-900}
 SMP=${PHSM_VM_SMP:-2}
 # PBKDF2 rounds for the test daemons, as tests/lib.sh does.
@@ -90,10 +94,17 @@ find_qemu() {
 	fi
 }
 
-# start_fw NAME: a phsm-fw with a fresh state, listening on $WORK/NAME.sock.
+# start_fw NAME [OPTIONS...]: a phsm-fw with a fresh state, listening on
+# $WORK/NAME.sock.
 start_fw() {
-	local name=$1 sock=$WORK/$1.sock i pid args=()
-	[ -n "$PIN_ITERATIONS" ] && args=(--pin-iterations "$PIN_ITERATIONS")
+	local name=$1 sock=$WORK/$1.sock i pid args=("${@:2}")
+	[ -n "$PIN_ITERATIONS" ] && args+=(--pin-iterations "$PIN_ITERATIONS")
+	# Both cards from one manufacturer, so that they clone to each other.
+	if [ -f "$MFG/root.pem" ] || "$FW" --mfg-init "$MFG" >&2; then
+		args+=(--mfg "$MFG")
+	else
+		say "phsm-fw --mfg-init $MFG failed; card $name has no identity"
+	fi
 	mkdir -p "$WORK/$name.state"
 	"$FW" --state "$WORK/$name.state" --bridge "$sock" "${args[@]}" \
 		>"$RUNLOGS/$SERIES.$name.log" 2>&1 </dev/null &
@@ -139,7 +150,13 @@ run_kernel() {
 
 	if "$QEMU" -device help 2>/dev/null | grep -q '^name "phsm"'; then
 		for n in 0 1; do
-			start_fw "fw$n" || return 1
+			# Card 1 has a third partition, which the PKCS#11
+			# suite clones keys to; the kselftests use the first two.
+			if [ "$n" -eq 1 ]; then
+				start_fw "fw$n" --partitions 3 || return 1
+			else
+				start_fw "fw$n" || return 1
+			fi
 			cards+=(-device "pcie-root-port,id=rp$n,chassis=$((n + 1)),slot=$((n + 1))"
 				-chardev "socket,id=fw$n,path=$WORK/fw$n.sock"
 				-device "phsm,bus=rp$n,chardev=fw$n,id=card$n")
