@@ -266,6 +266,22 @@ static void preset_results(CK_RV *result, CK_ULONG n)
 
 /* ---- CA_Extract --------------------------------------------------------- */
 
+/*
+ * Part of a CK_ULONG array as a U64_ARRAY field: CK_ULONG is not
+ * uint64_t everywhere, so the values are converted, never the pointer.
+ * Requests carry at most PHSM_CLONE_BATCH_MAX objects.
+ */
+static void put_ulongs(struct phsm_writer *w, const CK_ULONG *v, size_t n)
+{
+	uint64_t u[PHSM_CLONE_BATCH_MAX];
+
+	if (n > PHSM_CLONE_BATCH_MAX)
+		n = PHSM_CLONE_BATCH_MAX;
+	for (size_t i = 0; i < n; i++)
+		u[i] = v[i];
+	phsm_put_u64_array(w, u, n);
+}
+
 static uint64_t extract_cap(const CK_CPV4_EXTRACT_PARAMS *p, CK_ULONG i,
 			    bool query)
 {
@@ -366,8 +382,8 @@ static CK_RV extract_request(CK_SESSION_HANDLE h,
 	else
 		phsm_put_bytes(&c.w, NULL, 0);
 	phsm_put_u64(&c.w, p->extractionFlags);
-	phsm_put_u64_array(&c.w, (const uint64_t *)p->objectType + first, n);
-	phsm_put_u64_array(&c.w, (const uint64_t *)p->objectHandle + first, n);
+	put_ulongs(&c.w, p->objectType + first, n);
+	put_ulongs(&c.w, p->objectHandle + first, n);
 	phsm_put_u64_array(&c.w, caps, n);
 	phsm_put_mech_end(&c.w, mark);
 	if (rv == CKR_OK)
@@ -525,9 +541,9 @@ static CK_RV insert_request(CK_SESSION_HANDLE h, const CK_CPV4_INSERT_PARAMS *p,
 	mark = phsm_put_mech_begin(&c.w, CKM_CPV4_INSERT);
 	phsm_put_bytes(&c.w, p->sessionId, p->sessionIdLength);
 	phsm_put_u64(&c.w, p->insertionFlags);
-	phsm_put_u64_array(&c.w, (const uint64_t *)p->storageType + first, n);
-	phsm_put_u64_array(&c.w, (const uint64_t *)p->objectType + first, n);
-	phsm_put_u64_array(&c.w, (const uint64_t *)p->keyBlobLength + first, n);
+	put_ulongs(&c.w, p->storageType + first, n);
+	put_ulongs(&c.w, p->objectType + first, n);
+	put_ulongs(&c.w, p->keyBlobLength + first, n);
 	phsm_put_bytes(&c.w, blobs, len);
 	phsm_put_mech_end(&c.w, mark);
 	free(blobs);
