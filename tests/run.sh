@@ -12,7 +12,8 @@
 #   crash       SIGKILL the daemon while it stores objects
 #   clone       key cloning between two cards and between two processes
 #               that each see one card (tests/clone/clone.sh)
-#   malformed   malformed messages straight to the daemon's socket
+#   malformed   malformed messages straight to the daemon's socket, and
+#               garbage in the shared-memory rings (both directions)
 #   fuzz        libFuzzer on the firmware's request handling (bounded)
 #   driver      phsm.ko: W=1 build and sparse against 6.1 and 6.12, checkpatch
 #   qemu        the QEMU device (qtest) and phsm-fw's bridge mode
@@ -159,7 +160,13 @@ pkcs11_suite() {
 		missing "pkcs11/$tree" "a running phsm-fw"
 		return
 	fi
-	PHSM_FW_SOCKETS=$FW_SOCK run_suite "pkcs11/$tree" cmocka 900 \
+	# Both transports of the library to phsm-fw: shared memory (the
+	# default) and the socket.
+	PHSM_TRANSPORT=shm PHSM_FW_SOCKETS=$FW_SOCK run_suite "pkcs11/$tree" \
+		cmocka 900 "$dir/tests/pkcs11-suite" \
+		"$TOP/$dir/lib/libphsm-pkcs11.so"
+	PHSM_TRANSPORT=socket PHSM_FW_SOCKETS=$FW_SOCK \
+		run_suite "pkcs11/$tree/socket" cmocka 900 \
 		"$dir/tests/pkcs11-suite" "$TOP/$dir/lib/libphsm-pkcs11.so"
 	# The daemon's own health after the suite is one more check.
 	log=$LOGS/pkcs11-$tree-daemon.log
@@ -226,6 +233,8 @@ fi
 if want malformed; then
 	PHSM_FW=$TOP/$ASAN_FW script_suite malformed 300 \
 		tests/malformed/malformed.sh
+	PHSM_FW=$TOP/$ASAN_FW script_suite malformed/shm 300 \
+		tests/malformed/shm_malformed.sh
 fi
 
 if want fuzz; then

@@ -265,6 +265,7 @@ enum phsm_opcode {
 	PHSM_OP_APP_CLOSE		= 0x0080, /* -: drop everything of header.app_ctx */
 	PHSM_OP_NOP			= 0x0081, /* -: does nothing (round-trip measurement) */
 	PHSM_OP_APP_OPEN		= 0x0082, /* -: bridge only: open header.app_ctx */
+	/* 0x0083: PHSM_OP_SHM_ATTACH, the daemon's transport (phsm_shm.h) */
 
 	/*
 	 * 0x0100 - 0x01ff: Luna CA_ extensions (cloning, domains, clusters).

@@ -110,13 +110,24 @@ static bool query_card_info(struct lib_card *card, struct phsm_transport *t,
 	return ok;
 }
 
-/* A character device is a driver's card; anything else a socket. */
+/*
+ * A character device is a driver's card; anything else is phsm-fw's
+ * socket, used through shared memory when the daemon offers it.
+ * PHSM_TRANSPORT=socket keeps to the socket, =shm refuses to fall back.
+ */
 static CK_RV open_transport(const char *path, struct phsm_transport **t)
 {
+	const char *mode = getenv("PHSM_TRANSPORT");
 	struct stat st;
+	CK_RV rv;
 
 	if (stat(path, &st) == 0 && S_ISCHR(st.st_mode))
 		return phsm_dev_open(path, t);
+	if (mode && !strcmp(mode, "socket"))
+		return phsm_socket_open(path, t);
+	rv = phsm_shm_open(path, t);
+	if (rv != CKR_FUNCTION_NOT_SUPPORTED || (mode && !strcmp(mode, "shm")))
+		return rv;
 	return phsm_socket_open(path, t);
 }
 

@@ -8,6 +8,8 @@
  * mean.  Implementations:
  *
  *   transport_socket.c	a Unix stream socket to phsm-fw
+ *   transport_shm.c	shared-memory rings to phsm-fw (uapi/phsm_shm.h),
+ *			the socket kept as the application context
  *   transport_dev.c	/dev/phsmN through the ioctls of uapi/phsm_ioctl.h
  */
 #ifndef PHSM_LIB_TRANSPORT_H
@@ -52,6 +54,12 @@ struct phsm_transport {
 
 /* Connect to phsm-fw's socket at @path. */
 CK_RV phsm_socket_open(const char *path, struct phsm_transport **out);
+/*
+ * Connect to phsm-fw's socket at @path and attach a shared-memory channel;
+ * CKR_FUNCTION_NOT_SUPPORTED when the daemon does not offer them (use
+ * phsm_socket_open then), CKR_DEVICE_REMOVED when nobody answers.
+ */
+CK_RV phsm_shm_open(const char *path, struct phsm_transport **out);
 /* Open the phsm driver's character device at @path (a new context). */
 CK_RV phsm_dev_open(const char *path, struct phsm_transport **out);
 

@@ -18,6 +18,12 @@
  * writes its response whole under the connection's write lock.  When a
  * connection ends, its reader waits for the requests still in flight and
  * then closes the application context.
+ *
+ * The fast path: a plain connection may attach shared-memory channels
+ * (PHSM_OP_SHM_ATTACH with a memfd, uapi/phsm_shm.h; shm.c).  Each is
+ * served by a thread of its own that runs its requests inline, without
+ * the queue and the pool; the socket stays the application context, and
+ * its end stops the channels before the context is closed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +46,8 @@
 
 #include "firmware-sim/core/card.h"
 #include "uapi/codec/phsm_codec.h"
+#include "uapi/phsm_shm.h"
+#include "shm.h"
 
 #define HDR_LEN		sizeof(struct phsm_msg_hdr)
 #define INFLIGHT_MAX	64	/* queued requests per plain connection */
@@ -74,6 +82,8 @@ struct conn {
 	bool broken;		/* a write failed: stop reading too */
 	struct bctx *ctx[BRIDGE_BUCKETS];	/* bridge: open contexts */
 	unsigned int nctx;
+	struct shm_chan *chans;	/* plain: shared-memory channels (reader only) */
+	unsigned int nchans;
 	struct conn *next;	/* the daemon's list */
 };
 
@@ -115,6 +125,64 @@ static void logmsg(const char *fmt, ...)
 }
 
 /* ---- I/O -------------------------------------------------------------- */
+
+/*
+ * Read exactly len bytes, and take the descriptor that came with them
+ * (SCM_RIGHTS; PHSM_OP_SHM_ATTACH sends a memfd with its header).  More
+ * than one descriptor is refused: they are all closed and *fd is -2.
+ */
+static bool read_full_fd(int sock, uint8_t *buf, size_t len, int *fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} cbuf;
+
+	*fd = -1;
+	while (len) {
+		struct iovec iov = { .iov_base = buf, .iov_len = len };
+		struct msghdr mh = {
+			.msg_iov = &iov, .msg_iovlen = 1,
+			.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
+		};
+		struct cmsghdr *cm;
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		for (cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm;
+		     cm = CMSG_NXTHDR(&mh, cm)) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			if (cm->cmsg_level != SOL_SOCKET ||
+			    cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; i < k; i++) {
+				int got;
+
+				memcpy(&got, CMSG_DATA(cm) + i * sizeof(int),
+				       sizeof(int));
+				if (*fd >= 0)
+					close(*fd);
+				if (*fd == -1 && k == 1) {
+					*fd = got;
+				} else {
+					close(got);
+					*fd = -2;
+				}
+			}
+		}
+		if (n <= 0) {
+			if (*fd >= 0)
+				close(*fd);
+			*fd = -1;
+			return false;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
 
 /* Read exactly len bytes; false on EOF or error. */
 static bool read_full(int fd, uint8_t *buf, size_t len)
@@ -292,12 +360,12 @@ static void wait_inflight(struct conn *c, unsigned int limit)
  * the connection.  A header that cannot be framed is answered (the
  * card explains what is wrong with it) and ends the connection.
  */
-static uint8_t *read_request(struct conn *c, size_t *len)
+static uint8_t *read_request(struct conn *c, size_t *len, int *fd)
 {
 	uint8_t hdr[HDR_LEN], *req;
 	uint32_t n;
 
-	if (!read_full(c->fd, hdr, sizeof(hdr)))
+	if (!read_full_fd(c->fd, hdr, sizeof(hdr), fd))
 		return NULL;
 	n = phsm_msg_peek_length(hdr, sizeof(hdr));
 	if (n == 0) {
@@ -321,6 +389,38 @@ static uint8_t *read_request(struct conn *c, size_t *len)
 	}
 	*len = n;
 	return req;
+}
+
+/*
+ * PHSM_OP_SHM_ATTACH, answered at once by the reader (which alone touches
+ * the connection's channel list).  @fd is consumed.
+ */
+static void shm_attach_request(struct conn *c, const struct phsm_msg *m,
+			       int fd)
+{
+	struct phsm_writer w = { 0 };
+	uint32_t status, rv = 0;
+
+	if (c->bridge) {
+		status = PHSM_ST_BAD_CONTEXT;
+	} else if (m->payload.left) {
+		status = PHSM_ST_TRAILING;
+	} else {
+		status = shm_attach(card, c->app, fd, &c->chans, &c->nchans,
+				    &rv);
+		fd = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!phsm_msg_begin(&w, m->opcode, PHSM_MSG_F_RESPONSE, m->app_ctx,
+			    m->tag) ||
+	    !phsm_msg_finish(&w, status, status == PHSM_ST_OK ? rv : 0)) {
+		phsm_writer_free(&w);
+		shutdown(c->fd, SHUT_RDWR);
+		return;
+	}
+	send_response(c, w.data, w.len);
+	phsm_writer_free(&w);
 }
 
 static void conn_unlist(struct conn *c)
@@ -448,12 +548,20 @@ static void bridge_close_all(struct conn *c)
  * Dispatch one request read by the reader.  Returns false if the
  * connection must end.
  */
-static bool dispatch(struct conn *c, uint8_t *req, size_t len)
+static bool dispatch(struct conn *c, uint8_t *req, size_t len, int fd)
 {
 	struct phsm_msg m;
 	uint32_t status = phsm_msg_parse(req, len, false, &m);
 	struct job *j;
 
+	if (status == PHSM_ST_OK && m.opcode == PHSM_OP_SHM_ATTACH) {
+		shm_attach_request(c, &m, fd);
+		free(req);
+		return true;
+	}
+	/* A descriptor that came with anything else is not ours to keep. */
+	if (fd >= 0)
+		close(fd);
 	if (status == PHSM_ST_OK && m.opcode == PHSM_OP_APP_OPEN) {
 		if (c->bridge)
 			bridge_open(c, &m);
@@ -492,13 +600,23 @@ static void *reader(void *arg)
 	for (;;) {
 		uint8_t *req;
 		size_t len = 0;
+		int fd = -1;
 
 		wait_inflight(c, c->inflight_max);
-		req = read_request(c, &len);
-		if (!req || !dispatch(c, req, len))
+		req = read_request(c, &len, &fd);
+		if (!req) {
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		if (!dispatch(c, req, len, fd))
 			break;
 	}
-	/* Let the requests in flight finish, then forget the applications. */
+	/*
+	 * Stop the channels and let the requests in flight finish, then
+	 * forget the applications.
+	 */
+	shm_detach_all(&c->chans, &c->nchans);
 	wait_inflight(c, 1);
 	if (c->bridge)
 		bridge_close_all(c);

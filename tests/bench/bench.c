@@ -4,7 +4,7 @@
  * OpenSSL EVP in-process (issue 5; run by `make bench`).
  *
  *   bench --module PATH [--module PATH ...] [--openssl] [--seconds S]
- *	   [--json FILE] [--pin PIN] [--so-pin PIN]
+ *	   [--json FILE] [--pin PIN] [--so-pin PIN] [--ops NAME,...]
  *
  * Every module is loaded with dlopen() and C_GetFunctionList.  The tool
  * uses the first token labelled "bench", or else initialises the first
@@ -859,6 +859,10 @@ static int write_json(const char *path, double seconds)
 	fprintf(f, "{\n  \"date\": \"%s\",\n  \"seconds_per_cell\": %.3f,\n"
 		"  \"openssl\": ", date, seconds);
 	json_str(f, OPENSSL_VERSION_TEXT);
+	/* phsm's transport: PHSM_TRANSPORT as given, unset: "default" (shm). */
+	fprintf(f, ",\n  \"phsm_transport\": ");
+	json_str(f, getenv("PHSM_TRANSPORT") ? getenv("PHSM_TRANSPORT") :
+		 "default");
 	fprintf(f, ",\n  \"backends\": [");
 	for (bi = 0; bi < nbackends; bi++) {
 		fprintf(f, "%s\n    {\"name\": ", bi ? "," : "");
@@ -940,8 +944,35 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: bench --module PATH [--module PATH ...] "
 		"[--openssl] [--seconds S] [--json FILE]\n"
-		"             [--pin PIN] [--so-pin PIN]\n");
+		"             [--pin PIN] [--so-pin PIN] [--ops NAME,...]\n"
+		"  --ops: only these rows, by JSON name (rsa2048_sign,\n"
+		"         p256_sign, ed25519_sign, aes256gcm_4k,\n"
+		"         aes256gcm_1m, sha256_4k, random32); default all\n");
 	exit(2);
+}
+
+/* --ops: a comma-separated list of JSON names; 1 per chosen row. */
+static int parse_ops(const char *list, int chosen[NOPS])
+{
+	const char *p = list;
+
+	memset(chosen, 0, NOPS * sizeof(chosen[0]));
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		int i;
+
+		for (i = 0; i < NOPS; i++)
+			if (strlen(ops[i].key) == n &&
+			    !strncmp(ops[i].key, p, n))
+				break;
+		if (i == NOPS)
+			return -1;
+		chosen[i] = 1;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -949,7 +980,11 @@ int main(int argc, char **argv)
 	const char *json = NULL;
 	double seconds = 2.0;
 	int openssl = 0, i, failed = 0;
+	int chosen[NOPS];
 	unsigned bi, t;
+
+	for (i = 0; i < NOPS; i++)
+		chosen[i] = 1;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -974,6 +1009,9 @@ int main(int argc, char **argv)
 			user_pin = argv[++i];
 		} else if (!strcmp(a, "--so-pin")) {
 			so_pin = argv[++i];
+		} else if (!strcmp(a, "--ops")) {
+			if (parse_ops(argv[++i], chosen))
+				usage();
 		} else {
 			usage();
 		}
@@ -995,7 +1033,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		for (i = 0; i < NOPS; i++)
-			for (t = 1; t <= MAX_THREADS; t++) {
+			for (t = 1; chosen[i] && t <= MAX_THREADS; t++) {
 				if (!b->have[i]) {
 					fprintf(stderr, "bench: %s: %s: n/a "
 						"(mechanism not offered)\n",

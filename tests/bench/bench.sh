@@ -46,8 +46,10 @@ CONF
 export SOFTHSM2_CONF=$PHSM_TMP/softhsm/softhsm2.conf
 
 mkdir -p "$(dirname "$BENCH_JSON")"
+# PHSM_TRANSPORT=socket measures the library's fallback transport.
+transport=${PHSM_TRANSPORT:-shared-memory}
 echo "bench: $BENCH_SECONDS s per cell, 3 back-ends x 7 operations x 2" \
-	"thread counts" >&2
+	"thread counts; phsm through the $transport transport" >&2
 "$BENCH_BIN" --module "$PHSM_MODULE" --module "$SOFTHSM" --openssl \
 	--seconds "$BENCH_SECONDS" --json "$BENCH_JSON"
 echo "bench: results in $BENCH_JSON"
