@@ -52,6 +52,11 @@ struct phsm_transport {
 	atomic_uint refs;	/* owners: the card, and each call in flight */
 };
 
+/* transport_socket.c's helpers for the socket, shared with transport_shm.c */
+int phsm_unix_connect(const char *path);	/* a CLOEXEC stream fd, or -1 */
+bool phsm_read_full(int fd, uint8_t *p, size_t n);
+void phsm_put_tag(uint8_t *msg, uint32_t tag);	/* into a message header */
+
 /* Connect to phsm-fw's socket at @path. */
 CK_RV phsm_socket_open(const char *path, struct phsm_transport **out);
 /*

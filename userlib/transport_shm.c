@@ -108,14 +108,6 @@ static void conn_fail(struct shm_conn *c, CK_RV rv)
 	atomic_compare_exchange_strong(&c->failed, &ok, rv);
 }
 
-static void put_tag(uint8_t *msg, uint32_t tag)
-{
-	uint8_t *p = msg + offsetof(struct phsm_msg_hdr, tag);
-
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(tag >> (8 * i));
-}
-
 static long long now_ns(void)
 {
 	struct timespec ts;
@@ -146,24 +138,6 @@ static inline void cpu_relax(void)
 }
 
 /* ---- the socket: attaching channels ------------------------------------ */
-
-static int sock_connect(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -1;
-	strcpy(sa.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
 
 /* Send a whole message, @memfd riding on its first byte. */
 static bool send_with_fd(int sock, const uint8_t *p, size_t n, int memfd)
@@ -203,28 +177,13 @@ static bool send_with_fd(int sock, const uint8_t *p, size_t n, int memfd)
 	return true;
 }
 
-static bool read_full(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t k = recv(fd, p, n, 0);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return false;
-		p += k;
-		n -= (size_t)k;
-	}
-	return true;
-}
-
 /* The answer to SHM_ATTACH: a bare header, nothing else is expected. */
 static CK_RV read_attach_answer(int fd, uint32_t tag)
 {
 	uint8_t hdr[HDR_LEN];
 	struct phsm_msg m;
 
-	if (!read_full(fd, hdr, sizeof(hdr)))
+	if (!phsm_read_full(fd, hdr, sizeof(hdr)))
 		return CKR_DEVICE_REMOVED;
 	if (phsm_msg_peek_length(hdr, sizeof(hdr)) != HDR_LEN ||
 	    phsm_msg_parse(hdr, sizeof(hdr), true, &m) != PHSM_ST_OK ||
@@ -495,7 +454,7 @@ static CK_RV chan_call(struct shm_conn *c, struct shm_chan *ch, uint8_t *req,
 
 	if (len > DATA_LEN)
 		return CKR_DEVICE_MEMORY;
-	put_tag(req, atomic_fetch_add(&c->next_tag, 1) + 1);
+	phsm_put_tag(req, atomic_fetch_add(&c->next_tag, 1) + 1);
 	submit(ch, req, len, cid);
 	rv = wait_cqe(c, ch);
 	if (rv != CKR_OK) {
@@ -707,7 +666,7 @@ CK_RV phsm_shm_open(const char *path, struct phsm_transport **out)
 		free(c);
 		return rv;
 	}
-	c->fd = sock_connect(path);
+	c->fd = phsm_unix_connect(path);
 	if (c->fd < 0) {
 		shm_close(&c->base);
 		return CKR_DEVICE_REMOVED;

@@ -49,7 +49,7 @@ struct sock_conn {
 	_Atomic CK_RV failed;	/* CKR_OK while the connection works */
 };
 
-static void put_tag(uint8_t *msg, uint32_t tag)
+void phsm_put_tag(uint8_t *msg, uint32_t tag)
 {
 	uint8_t *p = msg + offsetof(struct phsm_msg_hdr, tag);
 
@@ -81,7 +81,7 @@ static bool write_full(int fd, const uint8_t *p, size_t n)
 	return true;
 }
 
-static bool read_full(int fd, uint8_t *p, size_t n)
+bool phsm_read_full(int fd, uint8_t *p, size_t n)
 {
 	while (n) {
 		ssize_t k = recv(fd, p, n, 0);
@@ -103,7 +103,7 @@ static CK_RV read_msg(int fd, uint8_t **out, size_t *out_len)
 	uint32_t len;
 	uint8_t *buf;
 
-	if (!read_full(fd, hdr, sizeof(hdr)))
+	if (!phsm_read_full(fd, hdr, sizeof(hdr)))
 		return CKR_DEVICE_REMOVED;
 	len = phsm_msg_peek_length(hdr, sizeof(hdr));
 	if (!len)
@@ -112,7 +112,7 @@ static CK_RV read_msg(int fd, uint8_t **out, size_t *out_len)
 	if (!buf)
 		return CKR_DEVICE_ERROR;	/* the stream cannot be resynchronised */
 	memcpy(buf, hdr, HDR_LEN);
-	if (!read_full(fd, buf + HDR_LEN, len - HDR_LEN)) {
+	if (!phsm_read_full(fd, buf + HDR_LEN, len - HDR_LEN)) {
 		free(buf);
 		return CKR_DEVICE_REMOVED;
 	}
@@ -216,7 +216,7 @@ static CK_RV threaded_call(struct sock_conn *c, uint8_t *req, size_t len,
 	c->waiters = &me;
 	pthread_mutex_unlock(&c->lock);
 
-	put_tag(req, me.tag);
+	phsm_put_tag(req, me.tag);
 	pthread_mutex_lock(&c->wlock);
 	sent = write_full(c->fd, req, len);
 	pthread_mutex_unlock(&c->wlock);
@@ -248,7 +248,7 @@ static CK_RV serial_call(struct sock_conn *c, uint8_t *req, size_t len,
 	if (rv != CKR_OK)
 		goto out;
 	tag = ++c->next_tag;
-	put_tag(req, tag);
+	phsm_put_tag(req, tag);
 	if (!write_full(c->fd, req, len)) {
 		rv = CKR_DEVICE_REMOVED;
 		conn_fail(c, rv);
@@ -328,7 +328,7 @@ static const struct phsm_transport_ops sock_ops = {
 	.abandon = sock_abandon,
 };
 
-static int sock_connect(const char *path)
+int phsm_unix_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
@@ -381,7 +381,7 @@ CK_RV phsm_socket_open(const char *path, struct phsm_transport **out)
 		free(c);
 		return rv;
 	}
-	c->fd = sock_connect(path);
+	c->fd = phsm_unix_connect(path);
 	if (c->fd < 0) {
 		sock_close(&c->base);
 		return CKR_DEVICE_REMOVED;
