@@ -230,6 +230,42 @@ static CK_RV digest_sign_setup(struct fw_op *op, const char *md)
 	return ok > 0 ? CKR_OK : CKR_FUNCTION_FAILED;
 }
 
+/*
+ * The context of a raw ECDSA operation: a copy of one kept with the key.
+ * OpenSSL 3.0 looks the algorithm up again for every new context and its
+ * initialisation, ~7 % of a P-256 signature; a copy shares what was found.
+ * The kept contexts are never used directly, so concurrent copies only read.
+ */
+static CK_RV ecdsa_ctx(struct fw_op *op)
+{
+	bool sign = op->kind == PHSM_OPK_SIGN;
+	_Atomic(EVP_PKEY_CTX *) *slot = &op->key->ecdsa_ctx[sign];
+	EVP_PKEY_CTX *kept = atomic_load_explicit(slot, memory_order_acquire);
+	EVP_PKEY_CTX *fresh, *none = NULL;
+
+	if (!kept) {
+		fresh = EVP_PKEY_CTX_new_from_pkey(NULL, op->key->pkey, NULL);
+		if (!fresh)
+			return CKR_HOST_MEMORY;
+		if ((sign ? EVP_PKEY_sign_init(fresh) :
+			    EVP_PKEY_verify_init(fresh)) <= 0) {
+			EVP_PKEY_CTX_free(fresh);
+			return CKR_FUNCTION_FAILED;
+		}
+		/* Another thread may have been quicker: keep its context. */
+		if (atomic_compare_exchange_strong_explicit(
+			    slot, &none, fresh, memory_order_acq_rel,
+			    memory_order_acquire)) {
+			kept = fresh;
+		} else {
+			EVP_PKEY_CTX_free(fresh);
+			kept = none;
+		}
+	}
+	op->pctx = EVP_PKEY_CTX_dup(kept);
+	return op->pctx ? CKR_OK : CKR_HOST_MEMORY;
+}
+
 CK_RV fw_ec_op_init(struct fw_op *op, const struct fw_mech *m)
 {
 	CK_RV rv = ec_check_key(op);
@@ -251,13 +287,7 @@ CK_RV fw_ec_op_init(struct fw_op *op, const struct fw_mech *m)
 	case FW_FAM_ECDSA:
 		op->sig_len = 2 * op->key->order_len;
 		op->ops = &ecdsa_ops;
-		op->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, op->key->pkey, NULL);
-		if (!op->pctx)
-			return CKR_HOST_MEMORY;
-		if ((op->kind == PHSM_OPK_SIGN ? EVP_PKEY_sign_init(op->pctx) :
-		     EVP_PKEY_verify_init(op->pctx)) <= 0)
-			return CKR_FUNCTION_FAILED;
-		return CKR_OK;
+		return ecdsa_ctx(op);
 	default:
 		return CKR_MECHANISM_INVALID;
 	}

@@ -154,6 +154,8 @@ struct fw_key {
 	size_t order_len;	/* EC: bytes of the group order (r, s width) */
 	uint8_t *secret;	/* secret keys: CKA_VALUE */
 	size_t secret_len;
+	/* ECDSA: contexts initialised once to sign / verify, copied per use */
+	_Atomic(EVP_PKEY_CTX *) ecdsa_ctx[2];
 };
 
 /* Curve of a CKA_EC_PARAMS value: CKR_OK, CKR_CURVE_NOT_SUPPORTED or

@@ -233,6 +233,8 @@ void fw_key_put(struct fw_key *k)
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1,
 					    memory_order_acq_rel) != 1)
 		return;
+	EVP_PKEY_CTX_free(atomic_load(&k->ecdsa_ctx[0]));
+	EVP_PKEY_CTX_free(atomic_load(&k->ecdsa_ctx[1]));
 	EVP_PKEY_free(k->pkey);
 	fw_free_secret(k->secret, k->secret_len);
 	free(k);
