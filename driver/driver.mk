@@ -17,10 +17,10 @@ PHSM_KERNELS ?= 6.1 6.12
 MODULE_KERNELS = $(if $(KVER),$(KVER),$(PHSM_KERNELS))
 
 module:
-	@set -e; for k in $(MODULE_KERNELS); do ./driver/build.sh module $$k; done
+	+@set -e; for k in $(MODULE_KERNELS); do ./driver/build.sh module $$k; done
 
 module-sparse:
-	@set -e; for k in $(MODULE_KERNELS); do ./driver/build.sh sparse $$k; done
+	+@set -e; for k in $(MODULE_KERNELS); do ./driver/build.sh sparse $$k; done
 
 module-checkpatch:
 	@./driver/build.sh checkpatch
