@@ -65,7 +65,9 @@
  * Neither side trusts the other: the daemon bounds-checks every index,
  * offset and length, copies each entry and request before using it, and
  * never waits without a timeout; the library checks each completion and
- * copies the response out before parsing it.
+ * copies the response out before parsing it (for a call whose answer is
+ * one output, it copies everything but the output, parses that copy and
+ * copies the output once, by the length it parsed, to the caller).
  *
  * This header is shared by userlib/transport_shm.c and
  * firmware-sim/daemon/shm.c; Documentation/phsm/architecture.rst

@@ -8,6 +8,14 @@
  * Nothing in an answer is trusted: a malformed answer, one with fields
  * left over or missing, or one whose lengths disagree with the caller's
  * buffers is CKR_DEVICE_ERROR.
+ *
+ * On the shared-memory transport a call builds its request in the
+ * channel's data area, lent to it from call_begin() to call_end(), and
+ * the card answers there.  The card may write there at any moment, so
+ * the answer is copied out before it is parsed; only call_run_output()
+ * leaves the output's bytes there, to be copied once, straight into the
+ * caller's buffer, by a length taken from our copy.  Request and answer
+ * are wiped, here and in the data area, when the call ends.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +33,10 @@ CK_RV call_begin(struct lib_call *c, struct lib_card *card,
 	c->opcode = opcode;
 	if (!conn)
 		return CKR_DEVICE_REMOVED;
+	if (conn->ops->lease && conn->ops->lease(conn, &c->lease)) {
+		c->leased = true;
+		phsm_writer_lend(&c->w, c->lease.buf, c->lease.cap);
+	}
 	if (!phsm_msg_begin(&c->w, opcode, 0, 0, 0))
 		return CKR_HOST_MEMORY;
 	return CKR_OK;
@@ -90,27 +102,109 @@ CK_RV call_session(struct lib_call *c, CK_SESSION_HANDLE h, uint16_t opcode)
 	return rv;
 }
 
-static uint32_t header_tag(const uint8_t *msg)
-{
-	const uint8_t *p = msg + offsetof(struct phsm_msg_hdr, tag);
+#define HDR_LEN		sizeof(struct phsm_msg_hdr)
+#define FIELD_LEN	sizeof(struct phsm_field)
+/* Fields after an output left in the lease (outlen, a parameter). */
+#define OUT_TAIL_MAX	4096
 
+static uint32_t le32_at(const uint8_t *p)
+{
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 |
 	       (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void le32_set(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t header_tag(const uint8_t *msg)
+{
+	return le32_at(msg + offsetof(struct phsm_msg_hdr, tag));
+}
+
+/*
+ * An output answer in the lease, copied out but for the output: the
+ * header, the BYTES field's header (its length 0 in our copy) and the
+ * fields after it; the output's place and length go to c->out.  False if
+ * the answer has not that shape: then it is copied out whole.
+ */
+static bool split_output(struct lib_call *c, const uint8_t *view, size_t n)
+{
+	const size_t head = HDR_LEN + FIELD_LEN;
+	uint8_t fh[FIELD_LEN];
+	size_t len, tail;
+	uint8_t *p;
+
+	if (n < head)
+		return false;
+	memcpy(fh, view + HDR_LEN, FIELD_LEN);
+	len = le32_at(fh + 4);
+	if (fh[0] != PHSM_FT_BYTES || fh[1] || fh[2] || fh[3] ||
+	    len > n - head || n - head - len > OUT_TAIL_MAX)
+		return false;
+	tail = n - head - len;
+	p = malloc(head + tail);
+	if (!p)
+		return false;
+	memcpy(p, view, HDR_LEN);
+	if (phsm_msg_peek_length(p, HDR_LEN) != n) {
+		free(p);
+		return false;	/* the whole copy's parse says what is wrong */
+	}
+	le32_set(p + offsetof(struct phsm_msg_hdr, length),
+		 (uint32_t)(head + tail));
+	memcpy(p + HDR_LEN, fh, 4);
+	le32_set(p + HDR_LEN + 4, 0);
+	memcpy(p + head, view + head + len, tail);
+	c->resp = p;
+	c->resp_len = head + tail;
+	c->out = view + head;
+	c->out_len = len;
+	return true;
+}
+
+/* The exchange in the lease; the answer (or most of it) copied out. */
+static CK_RV run_leased(struct lib_call *c, uint32_t *tag)
+{
+	const uint8_t *view;
+	size_t n;
+	CK_RV rv = c->conn->ops->call_leased(c->conn, &c->lease, c->w.len,
+					     tag, &view, &n);
+
+	if (rv != CKR_OK)
+		return rv;
+	if (c->out_direct && split_output(c, view, n))
+		return CKR_OK;
+	c->out_direct = false;
+	c->resp = malloc(n);
+	if (!c->resp)
+		return CKR_HOST_MEMORY;
+	memcpy(c->resp, view, n);
+	c->resp_len = n;
+	return CKR_OK;
 }
 
 CK_RV call_run(struct lib_call *c)
 {
 	struct phsm_msg m;
+	uint32_t tag;
 	CK_RV rv;
 
 	if (!phsm_msg_finish(&c->w, 0, 0))
 		return CKR_HOST_MEMORY;
-	rv = c->conn->ops->call(c->conn, c->w.data, c->w.len, &c->resp,
-				&c->resp_len);
+	if (c->leased) {
+		rv = run_leased(c, &tag);
+	} else {
+		rv = c->conn->ops->call(c->conn, c->w.data, c->w.len,
+					&c->resp, &c->resp_len);
+		tag = header_tag(c->w.data);
+	}
 	if (rv != CKR_OK)
 		return rv;
 	if (phsm_msg_parse(c->resp, c->resp_len, true, &m) != PHSM_ST_OK ||
-	    m.opcode != c->opcode || m.tag != header_tag(c->w.data))
+	    m.opcode != c->opcode || m.tag != tag)
 		return CKR_DEVICE_ERROR;
 	/* The card could not take our request apart. */
 	if (m.status == PHSM_ST_NO_MEMORY)
@@ -131,7 +225,10 @@ CK_RV call_end(struct lib_call *c, CK_RV rv)
 {
 	if (c->answered && !phsm_reader_done(&c->r))
 		rv = CKR_DEVICE_ERROR;
+	if (c->leased)
+		c->conn->ops->unlease(c->conn, &c->lease, c->w.len);
 	phsm_writer_free(&c->w);
+	phsm_wipe(c->resp, c->resp_len);
 	free(c->resp);
 	if (c->conn)
 		phsm_transport_put(c->conn);
@@ -194,6 +291,10 @@ CK_RV read_output(struct lib_call *c, CK_RV rv, CK_BYTE_PTR buf,
 	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
 		return rv;
 	p = phsm_get_bytes(&c->r, &n);
+	if (p && c->out_direct) {
+		p = c->out;		/* see split_output() */
+		n = c->out_len;
+	}
 	outlen = phsm_get_u64(&c->r);
 	if (!p || c->r.status != PHSM_ST_OK)
 		return CKR_DEVICE_ERROR;
@@ -215,4 +316,10 @@ CK_RV read_output(struct lib_call *c, CK_RV rv, CK_BYTE_PTR buf,
 		memcpy(buf, p, n);
 	*len = n;
 	return CKR_OK;
+}
+
+CK_RV call_run_output(struct lib_call *c, CK_BYTE_PTR buf, CK_ULONG_PTR len)
+{
+	c->out_direct = c->leased;
+	return read_output(c, call_run(c), buf, len);
 }

@@ -67,11 +67,10 @@ static CK_RV op_run(struct lib_call *c, bool has_output, CK_BYTE_PTR out,
 	CK_RV rv;
 
 	phsm_put_u64(&c->w, has_output ? out_capacity(out, out_len) : 0);
-	rv = call_run(c);
 	if (has_output)
-		rv = read_output(c, rv, out, out_len);
+		rv = call_run_output(c, out, out_len);
 	else
-		rv = read_no_output(c, rv);
+		rv = read_no_output(c, call_run(c));
 	return call_end(c, rv);
 }
 

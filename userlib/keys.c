@@ -83,7 +83,7 @@ PHSM_EXPORT CK_RV C_WrapKey(CK_SESSION_HANDLE hSession,
 	phsm_put_u64(&c.w, hWrappingKey);
 	phsm_put_u64(&c.w, hKey);
 	phsm_put_u64(&c.w, out_capacity(pWrappedKey, pulWrappedKeyLen));
-	rv = read_output(&c, call_run(&c), pWrappedKey, pulWrappedKeyLen);
+	rv = call_run_output(&c, pWrappedKey, pulWrappedKeyLen);
 	return call_end(&c, rv);
 }
 

@@ -147,17 +147,36 @@ void lib_msg_mech_forget(struct lib_card *card, CK_SESSION_HANDLE h);
  * call_run() to send it and get the card's CK_RV, read the answer's
  * fields from ->r, and always finish with call_end().
  */
+/*
+ * A buffer in memory shared with the card, lent to one call from its
+ * start to its end (transport.h; transport_shm.c: a channel's data area),
+ * so that the request is built where the card reads it and an output is
+ * copied from where the card wrote it straight to the caller.
+ */
+struct phsm_lease {
+	uint8_t *buf;
+	size_t cap;
+	size_t used;		/* bytes of request or answer, to wipe */
+	unsigned int index;	/* the transport's */
+};
+
 struct lib_call {
 	struct lib_card *card;
 	struct phsm_transport *conn;
 	struct phsm_writer w;
 	uint16_t opcode;
 	bool answered;
-	uint8_t *resp;
+	uint8_t *resp;			/* our copy of the answer, or a part */
 	size_t resp_len;
 	struct phsm_reader r;		/* the answer's payload */
 	CK_SESSION_HANDLE session;	/* the application's handle */
 	unsigned int generation;	/* of conn */
+	bool leased;			/* w is built in lease */
+	struct phsm_lease lease;
+	/* call_run_output(): the output's bytes, left in the lease */
+	const uint8_t *out;
+	size_t out_len;
+	bool out_direct;
 };
 
 /* Takes over a reference to @conn (which may be NULL: card not reached). */
@@ -182,6 +201,12 @@ CK_RV call_session_u64(CK_SESSION_HANDLE h, uint16_t opcode, uint64_t arg);
 uint64_t out_capacity(const void *buf, const CK_ULONG *len);
 CK_RV read_output(struct lib_call *c, CK_RV rv, CK_BYTE_PTR buf,
 		  CK_ULONG_PTR len);
+/*
+ * call_run() and read_output() in one, for an answer that is only that:
+ * on the shared-memory transport the output is copied once, from the
+ * card's memory straight into @buf, instead of twice.
+ */
+CK_RV call_run_output(struct lib_call *c, CK_BYTE_PTR buf, CK_ULONG_PTR len);
 /* "U64 handle" answers of the commands that make an object or key. */
 CK_RV read_handle(struct lib_call *c, CK_RV rv, CK_OBJECT_HANDLE *out);
 

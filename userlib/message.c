@@ -181,13 +181,12 @@ static CK_RV msg_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 	phsm_put_bytes(&c.w, in, in_len);
 	phsm_put_bytes(&c.w, sig, sig_len);
 	phsm_put_u64(&c.w, verify ? 0 : out_capacity(out, out_len));
-	rv = call_run(&c);
 	if (verify) {
 		CK_ULONG none = 0;
 
-		rv = read_output(&c, rv, NULL, &none);
+		rv = read_output(&c, call_run(&c), NULL, &none);
 	} else {
-		rv = read_output(&c, rv, out, out_len);
+		rv = call_run_output(&c, out, out_len);
 	}
 	return call_end(&c, read_param_out(&c, rv, &mp));
 }
@@ -242,7 +241,7 @@ static CK_RV msg_next(CK_SESSION_HANDLE h, unsigned int kind, void *param,
 	phsm_put_u64(&c.w, last ? CKF_END_OF_MESSAGE : 0);
 	phsm_put_bytes(&c.w, sig, sig_len);
 	phsm_put_u64(&c.w, output ? out_capacity(out, out_len) : 0);
-	rv = read_output(&c, call_run(&c), out, out_len);
+	rv = call_run_output(&c, out, out_len);
 	return call_end(&c, read_param_out(&c, rv, &mp));
 }
 

@@ -22,6 +22,8 @@
 
 #include <phsm/pkcs11.h>
 
+#include "lib.h"		/* struct phsm_lease */
+
 struct phsm_transport;
 
 struct phsm_transport_ops {
@@ -35,6 +37,26 @@ struct phsm_transport_ops {
 	 */
 	CK_RV (*call)(struct phsm_transport *t, uint8_t *req, size_t len,
 		      uint8_t **resp, size_t *resp_len);
+	/*
+	 * Optional (NULL: never lends).  Lend a buffer for the request;
+	 * false when none can be lent at once (never waits: the call may
+	 * start another while it holds one), and the call uses ->call.
+	 */
+	bool (*lease)(struct phsm_transport *t, struct phsm_lease *l);
+	/*
+	 * Send the @len-byte request built in the lease (the transport
+	 * writes the tag, also into *tag) and wait for its answer, left in
+	 * the lease: *resp_len is checked to lie inside it, nothing else.
+	 * The card may still write there, so each byte of it must be read
+	 * once, into memory of our own, before it is relied upon.  Errors
+	 * as ->call.
+	 */
+	CK_RV (*call_leased)(struct phsm_transport *t, struct phsm_lease *l,
+			     size_t len, uint32_t *tag, const uint8_t **resp,
+			     size_t *resp_len);
+	/* Give the lease back, wiped of @written bytes and of the answer. */
+	void (*unlease)(struct phsm_transport *t, struct phsm_lease *l,
+			size_t written);
 	/* True once the transport has failed for good. */
 	bool (*dead)(struct phsm_transport *t);
 	/* Orderly end: the card drops this application context. */

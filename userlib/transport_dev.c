@@ -157,6 +157,7 @@ static CK_RV dev_call(struct phsm_transport *t, uint8_t *req, size_t len,
 		return errno_rv(c, err);
 	}
 	if (!answer_ok(buf, n, c->max_msg, tag)) {
+		phsm_wipe(buf, n < c->max_msg ? n : c->max_msg);
 		free(buf);
 		return CKR_DEVICE_ERROR;
 	}

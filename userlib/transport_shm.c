@@ -20,11 +20,18 @@
  * own channels run in parallel.  When the application forbade OS locking,
  * one channel serves every call under one of its mutexes.
  *
+ * A call builds its request straight in the data area of the channel
+ * lent to it (->lease, from call_begin() to call_end()); ->call copies a
+ * request built elsewhere in.  Either way the data area is wiped of
+ * request and answer when the call is done.
+ *
  * Nothing the daemon writes is trusted: a completion must carry our
  * command id and a length inside the data area, and the response is
- * copied out before anyone parses it.  While waiting, the socket is
- * watched: its end means the daemon is gone.  Mappings are not inherited
- * by fork() children (MADV_DONTFORK), which talk to the card afresh.
+ * copied out before anyone parses it (call.c: but for an output, copied
+ * once to the caller by a length from our copy).  While waiting, the
+ * socket is watched: its end means the daemon is gone.  Mappings are not
+ * inherited by fork() children (MADV_DONTFORK), which talk to the card
+ * afresh.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -383,9 +390,8 @@ out:
 	return rv;
 }
 
-/* Write the request and its SQ entry, ring the doorbell. */
-static void submit(struct shm_chan *ch, const uint8_t *req, size_t len,
-		   uint16_t cid)
+/* The request is in the data area: write its SQ entry, ring the doorbell. */
+static void ring(struct shm_chan *ch, size_t len, uint16_t cid)
 {
 	struct phsm_sqe e = {
 		.cid = cid,
@@ -396,7 +402,6 @@ static void submit(struct shm_chan *ch, const uint8_t *req, size_t len,
 		.resp_cap = DATA_LEN,
 	};
 
-	memcpy(ch->map + PHSM_SHM_DATA_OFF, req, len);
 	memcpy(&ch->sq[ch->sq_tail], &e, sizeof(e));
 	ch->sq_tail = (ch->sq_tail + 1) & (QDEPTH - 1);
 	__atomic_store_n(&ch->hdr->sq_tail, ch->sq_tail, __ATOMIC_SEQ_CST);
@@ -407,13 +412,15 @@ static void submit(struct shm_chan *ch, const uint8_t *req, size_t len,
 	}
 }
 
-/* Take the completion: consume the CQ entry, check it, copy the answer. */
+/*
+ * Take the completion: consume the CQ entry (copied: read once) and
+ * check it; the answer's length in *resp_len.
+ */
 static CK_RV reap(struct shm_conn *c, struct shm_chan *ch, uint16_t cid,
-		  uint8_t **resp, size_t *resp_len)
+		  size_t *resp_len)
 {
 	struct phsm_cqe e;
 	uint16_t status;
-	uint8_t *buf;
 
 	memcpy(&e, &ch->cq[ch->cq_head], sizeof(e));
 	if (++ch->cq_head == QDEPTH) {
@@ -432,36 +439,72 @@ static CK_RV reap(struct shm_conn *c, struct shm_chan *ch, uint16_t cid,
 	if (status != PHSM_CQE_SUCCESS || e.resp_len < HDR_LEN ||
 	    e.resp_len > DATA_LEN)
 		return CKR_DEVICE_ERROR;
-	buf = malloc(e.resp_len);
-	if (!buf)
-		return CKR_HOST_MEMORY;
-	memcpy(buf, ch->map + PHSM_SHM_DATA_OFF, e.resp_len);
-	if (phsm_msg_peek_length(buf, e.resp_len) != e.resp_len) {
-		free(buf);
-		return CKR_DEVICE_ERROR;
-	}
-	*resp = buf;
 	*resp_len = e.resp_len;
 	return CKR_OK;
 }
 
-/* One exchange on a channel this thread holds. */
-static CK_RV chan_call(struct shm_conn *c, struct shm_chan *ch, uint8_t *req,
-		       size_t len, uint8_t **resp, size_t *resp_len)
+/*
+ * Send the @len-byte request in the data area, the tag in *tag, and wait
+ * for the answer, there too.  Whatever happens, *used covers what the
+ * data area may now hold of the request or the answer.
+ */
+static CK_RV exchange(struct shm_conn *c, struct shm_chan *ch, size_t len,
+		      uint32_t *tag, size_t *resp_len, size_t *used)
 {
 	uint16_t cid = ch->next_cid++;
 	CK_RV rv;
 
-	if (len > DATA_LEN)
-		return CKR_DEVICE_MEMORY;
-	phsm_put_tag(req, atomic_fetch_add(&c->next_tag, 1) + 1);
-	submit(ch, req, len, cid);
+	*used = len;
+	*tag = atomic_fetch_add(&c->next_tag, 1) + 1;
+	phsm_put_tag(ch->map + PHSM_SHM_DATA_OFF, *tag);
+	ring(ch, len, cid);
 	rv = wait_cqe(c, ch);
 	if (rv != CKR_OK) {
 		conn_fail(c, rv);
 		return rv;
 	}
-	return reap(c, ch, cid, resp, resp_len);
+	rv = reap(c, ch, cid, resp_len);
+	if (rv == CKR_OK && *resp_len > len)
+		*used = *resp_len;
+	return rv;
+}
+
+/*
+ * One exchange on a channel this thread holds, for a request of our own:
+ * copied in, the answer copied out, then the data area wiped of both (a
+ * PIN, plaintext) up to the extent either had.
+ */
+static CK_RV chan_call(struct shm_conn *c, struct shm_chan *ch, uint8_t *req,
+		       size_t len, uint8_t **resp, size_t *resp_len)
+{
+	uint8_t *data = ch->map + PHSM_SHM_DATA_OFF, *buf;
+	size_t n, used;
+	uint32_t tag;
+	CK_RV rv;
+
+	if (len > DATA_LEN)
+		return CKR_DEVICE_MEMORY;
+	memcpy(data, req, len);
+	rv = exchange(c, ch, len, &tag, &n, &used);
+	phsm_put_tag(req, tag);		/* the caller matches the answer */
+	if (rv == CKR_OK) {
+		buf = malloc(n);
+		if (buf)
+			memcpy(buf, data, n);
+		else
+			rv = CKR_HOST_MEMORY;
+	}
+	phsm_wipe(data, used);
+	if (rv != CKR_OK)
+		return rv;
+	if (phsm_msg_peek_length(buf, n) != n) {
+		phsm_wipe(buf, n);
+		free(buf);
+		return CKR_DEVICE_ERROR;
+	}
+	*resp = buf;
+	*resp_len = n;
+	return CKR_OK;
 }
 
 /* ---- the pool ---------------------------------------------------------- */
@@ -585,6 +628,68 @@ static CK_RV shm_call(struct phsm_transport *t, uint8_t *req, size_t len,
 	return rv;
 }
 
+/*
+ * Lend the data area of this thread's channel, or of any free one, to a
+ * call that builds its request there.  Never waits, and never in serial
+ * mode: the application's lock would be held across the whole call, and
+ * a call may start another before it ends.
+ */
+static bool shm_lease(struct phsm_transport *t, struct phsm_lease *l)
+{
+	struct shm_conn *c = (struct shm_conn *)t;
+	uint64_t m;
+	unsigned int i;
+
+	if (c->serial || atomic_load(&c->failed) != CKR_OK)
+		return false;
+	if (affinity.conn == c->id && take(c, affinity.index)) {
+		i = affinity.index;
+	} else {
+		m = atomic_load(&c->free_mask);
+		if (!m)
+			return false;
+		i = (unsigned int)__builtin_ctzll(m);
+		if (!take(c, i))
+			return false;
+	}
+	l->index = i;
+	l->buf = c->chans[i]->map + PHSM_SHM_DATA_OFF;
+	l->cap = DATA_LEN;
+	l->used = 0;
+	return true;
+}
+
+static CK_RV shm_call_leased(struct phsm_transport *t, struct phsm_lease *l,
+			     size_t len, uint32_t *tag, const uint8_t **resp,
+			     size_t *resp_len)
+{
+	struct shm_conn *c = (struct shm_conn *)t;
+	struct shm_chan *ch = c->chans[l->index];
+	CK_RV rv;
+
+	*resp = NULL;
+	*resp_len = 0;
+	l->used = len;
+	if (len < HDR_LEN || len > DATA_LEN)
+		return CKR_GENERAL_ERROR;
+	rv = atomic_load(&c->failed);
+	if (rv != CKR_OK)
+		return rv;
+	rv = exchange(c, ch, len, tag, resp_len, &l->used);
+	if (rv == CKR_OK)
+		*resp = l->buf;
+	return rv;
+}
+
+static void shm_unlease(struct phsm_transport *t, struct phsm_lease *l,
+			size_t written)
+{
+	struct shm_conn *c = (struct shm_conn *)t;
+
+	phsm_wipe(l->buf, written > l->used ? written : l->used);
+	release(c, l->index);
+}
+
 static bool shm_dead(struct phsm_transport *t)
 {
 	struct shm_conn *c = (struct shm_conn *)t;
@@ -628,6 +733,9 @@ static void shm_abandon(struct phsm_transport *t)
 
 static const struct phsm_transport_ops shm_ops = {
 	.call = shm_call,
+	.lease = shm_lease,
+	.call_leased = shm_call_leased,
+	.unlease = shm_unlease,
 	.dead = shm_dead,
 	.close = shm_close,
 	.abandon = shm_abandon,

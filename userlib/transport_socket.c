@@ -113,6 +113,7 @@ static CK_RV read_msg(int fd, uint8_t **out, size_t *out_len)
 		return CKR_DEVICE_ERROR;	/* the stream cannot be resynchronised */
 	memcpy(buf, hdr, HDR_LEN);
 	if (!phsm_read_full(fd, buf + HDR_LEN, len - HDR_LEN)) {
+		phsm_wipe(buf, len);	/* part of an answer is still secret */
 		free(buf);
 		return CKR_DEVICE_REMOVED;
 	}
@@ -157,6 +158,7 @@ static void deliver(struct sock_conn *c, uint8_t *msg, size_t len)
 		}
 	}
 	/* An answer nobody asked for: the stream cannot be trusted. */
+	phsm_wipe(msg, len);
 	free(msg);
 	conn_fail(c, CKR_DEVICE_ERROR);
 }
@@ -257,6 +259,7 @@ static CK_RV serial_call(struct sock_conn *c, uint8_t *req, size_t len,
 	rv = read_msg(c->fd, resp, resp_len);
 	if (rv == CKR_OK && get_tag(*resp) != tag) {
 		/* Nothing else is in flight: any other tag is a broken card. */
+		phsm_wipe(*resp, *resp_len);
 		free(*resp);
 		*resp = NULL;
 		rv = CKR_DEVICE_ERROR;

@@ -153,12 +153,15 @@ static bool call_ends(CK_RV rv, bool query)
 /*
  * Calls that fill a caller's buffer go through produce(): a size query
  * first (the engine changes nothing for it), then the real call into a
- * buffer of the caller's size, but never more than is needed.
+ * buffer of the caller's size, but never more than is needed.  That
+ * buffer is the answer's BYTES field itself (reserved, then committed
+ * with the length written): a 1 MiB ciphertext is written once, not
+ * copied and wiped.  The writer wipes what it drops or frees.
  */
 CK_RV fw_produce(struct fw_req *rq, uint64_t outcap, fw_produce_fn fn,
 		 void *ctx, bool *query)
 {
-	size_t need = 0, len, cap;
+	size_t need = 0, len, cap, mark;
 	uint8_t *buf;
 	CK_RV rv = fn(ctx, NULL, &need);
 
@@ -173,21 +176,24 @@ CK_RV fw_produce(struct fw_req *rq, uint64_t outcap, fw_produce_fn fn,
 	cap = outcap < need ? (size_t)outcap : need;
 	if (cap > FW_OUT_MAX)
 		return CKR_DEVICE_MEMORY;
-	buf = malloc(cap ? cap : 1);
+	buf = phsm_put_bytes_reserve(rq->w, cap, &mark);
 	if (!buf)
-		return CKR_HOST_MEMORY;
+		return CKR_HOST_MEMORY;	/* the writer failed: NO_MEMORY */
 	len = cap;
 	rv = fn(ctx, buf, &len);
-	if (rv == CKR_OK) {
-		phsm_put_bytes(rq->w, buf, len);
+	if (rv == CKR_OK && len <= cap) {
+		phsm_put_bytes_commit(rq->w, mark, len);
 		phsm_put_u64(rq->w, len);
-	} else if (rv == CKR_BUFFER_TOO_SMALL) {
+		return CKR_OK;
+	}
+	phsm_put_bytes_cancel(rq->w, mark);
+	if (rv == CKR_OK)
+		return CKR_GENERAL_ERROR;	/* an engine overran */
+	if (rv == CKR_BUFFER_TOO_SMALL) {
 		phsm_put_bytes(rq->w, NULL, 0);
 		phsm_put_u64(rq->w, len);
 		rq->fields_on_error = true;
 	}
-	OPENSSL_cleanse(buf, cap);
-	free(buf);
 	return rv;
 }
 

@@ -242,6 +242,7 @@ static void answer(struct conn *c, uint64_t app, const uint8_t *req,
 		return;
 	}
 	send_response(c, resp, resp_len);
+	phsm_wipe(resp, resp_len);	/* plaintext, key values */
 	free(resp);
 }
 
@@ -272,6 +273,7 @@ static void enqueue(struct job *j);
 
 static void job_free(struct job *j)
 {
+	phsm_wipe(j->req, j->len);	/* PINs, plaintext */
 	free(j->req);
 	free(j);
 }
@@ -384,6 +386,7 @@ static uint8_t *read_request(struct conn *c, size_t *len, int *fd)
 	}
 	memcpy(req, hdr, sizeof(hdr));
 	if (!read_full(c->fd, req + sizeof(hdr), n - sizeof(hdr))) {
+		phsm_wipe(req, n);	/* what came may be part of a PIN */
 		free(req);
 		return NULL;
 	}

@@ -36,6 +36,7 @@
 #include <phsm/pkcs11.h>
 
 #include "firmware-sim/core/card.h"
+#include "uapi/codec/phsm_codec.h"
 #include "uapi/phsm_shm.h"
 #include "shm.h"
 
@@ -342,7 +343,15 @@ static void run_entry(struct shm_chan *ch)
 		memcpy(ch->map + e.resp_addr, resp, resp_len);
 		post(ch, e.cid, PHSM_CQE_SUCCESS, (uint32_t)resp_len);
 	}
+	/*
+	 * Our copies may hold a PIN or plaintext: wipe the bytes used, after
+	 * posting (the client reads its answer meanwhile).  The mapping is
+	 * the client's to wipe.
+	 */
+	phsm_wipe(resp, resp_len);
 	free(resp);
+	if (req)
+		phsm_wipe(req, e.req_len);
 	if (req != ch->buf)
 		free(req);
 	if (large)

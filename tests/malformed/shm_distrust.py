@@ -11,6 +11,14 @@ end of the socket.  The application (PyKCS11 in a child process, with
 PHSM_TRANSPORT=shm) must get CKR_DEVICE_ERROR, or CKR_DEVICE_REMOVED for
 the daemon's end, and not crash or hang; a good answer must work.
 
+Then C_Encrypt, whose output the library copies straight from the channel
+into the caller's buffer (call_run_output): the fake answers OP_ONESHOT
+well, with a BYTES length beyond the answer, with an outlen unlike the
+BYTES length, and well but then keeps rewriting that length and the
+header's in the data area while the library reads it.  The first must
+give the data, the next two CKR_DEVICE_ERROR, the last the data or
+CKR_DEVICE_ERROR, and never a crash.
+
 Usage: shm_distrust.py LIBRARY
 Prints one "PASS: name" or "FAIL: name: why" line per check and exits
 non-zero if any check failed.
@@ -40,6 +48,8 @@ CARD_INFO = (b"phsm".ljust(32) + b"fake".ljust(16) + b"0001".ljust(16) +
              bytes([1, 0, 1, 0]) + struct.pack("<I", 2) + bytes(16))
 assert len(CARD_INFO) == M.CARD_INFO_LEN
 MODE = {"name": "ok"}
+OUT_QUERY = 0xffffffffffffffff
+DATA = bytes(range(256)) * 400		# 100 KiB to encrypt
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -58,6 +68,33 @@ def wake_host(mm):
                                                               OFF_HOST_WAKE))
             LIBC.syscall(SM.SYS_FUTEX, ctypes.c_void_p(addr), 1, 1, None,
                          None, 0)
+
+
+def oneshot_answer(req, mode):
+    """OP_ONESHOT: the input reversed as "ciphertext", spoilt as @mode says."""
+    try:
+        fields = M.parse_fields(req[M.HDR.size:])
+        data, outcap = fields[2][1][::-1], M.field_u64(fields[4][1])
+    except (IndexError, struct.error):
+        return response(req, status=M.ST["TRUNCATED"])
+    if outcap == OUT_QUERY:
+        return response(req, M.bytes_field(b"") + M.u64(len(data)))
+    if mode == "out_len":
+        return response(req, M.field(M.FT_BYTES, data, length=len(data) + 99)
+                        + M.u64(len(data)))
+    if mode == "out_mismatch":
+        return response(req, M.bytes_field(data) + M.u64(len(data) - 1))
+    return response(req, M.bytes_field(data) + M.u64(len(data)))
+
+
+def scribble(mm, addr, good_hdr, good_len):
+    """Rewrite the answer's header length and BYTES length for a while."""
+    bad = struct.pack("<I", 0xfffffff0)
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        for h, n in ((bad, good_len), (good_hdr, bad), (good_hdr, good_len)):
+            mm[addr + 8:addr + 12] = h
+            mm[addr + M.HDR.size + 4:addr + M.HDR.size + 8] = n
 
 
 def serve_channel(conn, mm, size):
@@ -82,6 +119,13 @@ def serve_channel(conn, mm, size):
         mode = MODE["name"] if opcode == M.OP["GET_MECH_LIST"] else "ok"
         if opcode == M.OP["GET_CARD_INFO"]:
             resp = response(req, M.bytes_field(CARD_INFO))
+        elif opcode == M.OP["OPEN_SESSION"]:
+            resp = response(req, M.u64(1))
+        elif opcode == M.OP["OP_ONESHOT"]:
+            resp = oneshot_answer(req, MODE["name"])
+        elif opcode in (M.OP["OP_INIT"], M.OP["SESSION_CANCEL"],
+                        M.OP["CLOSE_SESSION"], M.OP["CLOSE_ALL_SESSIONS"]):
+            resp = response(req)
         else:
             resp = response(req, M.field(M.FT_U64_ARRAY,
                                          struct.pack("<Q", 0x1082)))
@@ -114,6 +158,12 @@ def serve_channel(conn, mm, size):
             tail = 0
             phase ^= 1
         wake_host(mm)
+        # Only the last answer of its client (the fake's own next request
+        # would be scribbled over too).
+        if (opcode == M.OP["OP_ONESHOT"] and MODE["name"] == "out_scribble"
+                and len(resp) > 100):
+            scribble(mm, resp_addr, resp[8:12],
+                     resp[M.HDR.size + 4:M.HDR.size + 8])
 
 
 def serve_conn(conn):
@@ -162,15 +212,33 @@ for _ in range(2):
 """
 
 
-def run_client(library, sock, mode):
+ENCRYPT_CLIENT = r"""
+import sys, PyKCS11
+lib = PyKCS11.PyKCS11Lib()
+lib.load(sys.argv[1])
+s = lib.openSession(0)
+key = PyKCS11.CK_OBJECT_HANDLE(s)
+key.assign(5)
+data = bytes(range(256)) * 400
+for _ in range(int(sys.argv[2])):
+    try:
+        out = bytes(s.encrypt(key, data, PyKCS11.Mechanism(PyKCS11.CKM_AES_ECB)))
+        print("OK" if out == data[::-1] else "WRONG %d" % len(out))
+    except PyKCS11.PyKCS11Error as e:
+        print("RV %#x" % e.value)
+"""
+
+
+def run_client(library, sock, mode, client=CLIENT, lines=2):
     MODE["name"] = mode
     env = dict(os.environ, PHSM_FW_SOCKETS=sock, PHSM_TRANSPORT="shm")
-    out = subprocess.run(["/usr/bin/python3", "-c", CLIENT, library],
+    out = subprocess.run(["/usr/bin/python3", "-c", client, library,
+                          str(lines)],
                          env=env, capture_output=True, text=True,
                          timeout=30, check=False)
     assert out.returncode == 0, "client exit %d: %s" % (
         out.returncode, out.stderr.strip()[-300:])
-    return out.stdout.split("\n")[:2]
+    return out.stdout.split("\n")[:lines]
 
 
 def main():
@@ -208,6 +276,25 @@ def main():
         assert lines == ["RV %#x" % CKR_DEVICE_REMOVED] * 2, lines
         assert time.monotonic() - start < 10, "took %.1f s" % (
             time.monotonic() - start)
+
+    @M.check("C_Encrypt's output copied from the channel: the data")
+    def _():
+        lines = run_client(library, sock, "out_ok", ENCRYPT_CLIENT, 3)
+        assert lines == ["OK"] * 3, lines
+
+    for mode, what in (("out_len", "an output length beyond the answer"),
+                       ("out_mismatch", "an outlen unlike the output's")):
+        @M.check("C_Encrypt, %s: CKR_DEVICE_ERROR" % what)
+        def _(mode=mode):
+            lines = run_client(library, sock, mode, ENCRYPT_CLIENT, 3)
+            assert lines == ["RV %#x" % CKR_DEVICE_ERROR] * 3, lines
+
+    @M.check("C_Encrypt, lengths rewritten while read: data or DEVICE_ERROR")
+    def _():
+        for _ in range(3):
+            lines = run_client(library, sock, "out_scribble",
+                               ENCRYPT_CLIENT, 1)
+            assert lines[0] in ("OK", "RV %#x" % CKR_DEVICE_ERROR), lines
 
     os.unlink(sock)
     os.rmdir(tmp)

@@ -42,6 +42,12 @@ static uint64_t le64_get(const uint8_t *p)
 	return (uint64_t)le32_get(p) | (uint64_t)le32_get(p + 4) << 32;
 }
 
+void phsm_wipe(void *p, size_t n)
+{
+	if (p && n)
+		explicit_bzero(p, n);
+}
+
 /* Reserve n bytes at the end of the message; NULL once the writer failed. */
 static uint8_t *reserve(struct phsm_writer *w, size_t n)
 {
@@ -55,13 +61,22 @@ static uint8_t *reserve(struct phsm_writer *w, size_t n)
 		size_t cap = w->cap ? w->cap : 256;
 		uint8_t *d;
 
+		if (w->lent) {
+			w->failed = true;
+			return NULL;
+		}
 		while (cap < w->len + n)
 			cap *= 2;
-		d = realloc(w->data, cap);
+		/* Not realloc(): the old buffer may hold secrets, wipe it. */
+		d = malloc(cap);
 		if (!d) {
 			w->failed = true;
 			return NULL;
 		}
+		if (w->len)
+			memcpy(d, w->data, w->len);
+		phsm_wipe(w->data, w->len);
+		free(w->data);
 		w->data = d;
 		w->cap = cap;
 	}
@@ -101,13 +116,26 @@ bool phsm_msg_finish(struct phsm_writer *w, uint32_t status, uint32_t rv)
 
 void phsm_msg_truncate(struct phsm_writer *w)
 {
-	if (w->len > HDR_LEN)
+	if (w->len > HDR_LEN) {
+		phsm_wipe(w->data + HDR_LEN, w->len - HDR_LEN);
 		w->len = HDR_LEN;
+	}
+}
+
+void phsm_writer_lend(struct phsm_writer *w, uint8_t *buf, size_t cap)
+{
+	memset(w, 0, sizeof(*w));
+	w->data = buf;
+	w->cap = cap;
+	w->lent = true;
 }
 
 void phsm_writer_free(struct phsm_writer *w)
 {
-	free(w->data);
+	if (!w->lent) {
+		phsm_wipe(w->data, w->len);
+		free(w->data);
+	}
 	memset(w, 0, sizeof(*w));
 }
 
@@ -153,6 +181,39 @@ void phsm_put_bytes(struct phsm_writer *w, const void *p, size_t n)
 		memcpy(d, p, n);
 }
 
+uint8_t *phsm_put_bytes_reserve(struct phsm_writer *w, size_t cap,
+				size_t *mark)
+{
+	*mark = w->len;
+	return put_field(w, PHSM_FT_BYTES, cap);
+}
+
+void phsm_put_bytes_commit(struct phsm_writer *w, size_t mark, size_t len)
+{
+	size_t end;
+
+	if (w->failed)
+		return;
+	if (mark > w->len || w->len - mark < FIELD_LEN ||
+	    len > w->len - mark - FIELD_LEN) {
+		w->failed = true;	/* more than was reserved */
+		return;
+	}
+	end = mark + FIELD_LEN + len;
+	/* The room not used may hold a mechanism's scratch: wipe it. */
+	phsm_wipe(w->data + end, w->len - end);
+	w->len = end;
+	le32_put(w->data + mark + 4, (uint32_t)len);
+}
+
+void phsm_put_bytes_cancel(struct phsm_writer *w, size_t mark)
+{
+	if (mark >= w->len)
+		return;
+	phsm_wipe(w->data + mark, w->len - mark);
+	w->len = mark;
+}
+
 void phsm_put_u64_array(struct phsm_writer *w, const uint64_t *v, size_t n)
 {
 	uint8_t *d = n > SIZE_MAX / 8 || null_source(w, v, n) ? NULL :
@@ -191,6 +252,7 @@ static void close_field(struct phsm_writer *w, size_t mark)
 
 size_t phsm_put_attrs_begin(struct phsm_writer *w)
 {
+	w->attrs = 0;
 	return open_field(w, PHSM_FT_ATTRS, 8);
 }
 
@@ -208,26 +270,15 @@ void phsm_put_attr(struct phsm_writer *w, uint64_t type, uint32_t flags,
 	le32_put(a + 12, flags);
 	if (n)
 		memcpy(a + sizeof(struct phsm_attr), value, n);
+	w->attrs++;
 }
 
+/* Counted as they were put: the buffer may be shared, never read it back. */
 void phsm_put_attrs_end(struct phsm_writer *w, size_t mark)
 {
-	const size_t entry = sizeof(struct phsm_attr);
-	uint8_t *p, *end;
-	uint32_t count = 0;
-
 	if (w->failed)
 		return;
-	/* Count the entries that were appended after the list header. */
-	p = w->data + mark + FIELD_LEN + 8;
-	end = w->data + w->len;
-	while (p < end) {
-		uint32_t flags = le32_get(p + 12);
-
-		p += entry + ((flags & PHSM_ATTR_F_VALUE) ? le32_get(p + 8) : 0);
-		count++;
-	}
-	le32_put(w->data + mark + FIELD_LEN, count);
+	le32_put(w->data + mark + FIELD_LEN, w->attrs);
 	close_field(w, mark);
 }
 

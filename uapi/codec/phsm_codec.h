@@ -24,7 +24,18 @@ struct phsm_writer {
 	size_t len;
 	size_t cap;
 	bool failed;		/* out of memory, or message too large */
+	bool lent;		/* data is the caller's: never grown or freed */
+	uint32_t attrs;		/* entries of the open attribute list */
 };
+
+/*
+ * Write into @cap bytes the caller lends (a transport's shared memory),
+ * before phsm_msg_begin().  The writer never reads back what it wrote, so
+ * another process may scribble on the buffer meanwhile; a message that
+ * does not fit fails the writer.  phsm_writer_free() leaves the buffer to
+ * its owner, who wipes it.
+ */
+void phsm_writer_lend(struct phsm_writer *w, uint8_t *buf, size_t cap);
 
 /* Start a message: writes the header with length 0 (fixed by finish). */
 bool phsm_msg_begin(struct phsm_writer *w, uint16_t opcode, uint32_t flags,
@@ -32,14 +43,32 @@ bool phsm_msg_begin(struct phsm_writer *w, uint16_t opcode, uint32_t flags,
 /* Fill in length, status and rv; false if the writer failed. */
 bool phsm_msg_finish(struct phsm_writer *w, uint32_t status, uint32_t rv);
 void phsm_writer_free(struct phsm_writer *w);
-/* Drop the payload written so far, keeping the header (for error answers). */
+/*
+ * Drop the payload written so far, keeping the header (for error answers).
+ * The bytes dropped are wiped, as are a writer's bytes when it grows or
+ * is freed: messages carry PINs, plaintext and key values.
+ */
 void phsm_msg_truncate(struct phsm_writer *w);
+/* Zero @n bytes at @p (may be NULL when @n is 0); never optimised away. */
+void phsm_wipe(void *p, size_t n);
 
 void phsm_put_u64(struct phsm_writer *w, uint64_t v);
 void phsm_put_bytes(struct phsm_writer *w, const void *p, size_t n);
 void phsm_put_u64_array(struct phsm_writer *w, const uint64_t *v, size_t n);
+/*
+ * A BYTES field whose length is known only once its producer ran: reserve
+ * room for @cap bytes and write at most that many at the pointer returned
+ * (NULL once the writer failed), then commit the length written, or
+ * cancel; nothing else may be put in between.  @mark is the field's place.
+ * Saves producing into a buffer of one's own and copying it in.
+ */
+uint8_t *phsm_put_bytes_reserve(struct phsm_writer *w, size_t cap,
+				size_t *mark);
+void phsm_put_bytes_commit(struct phsm_writer *w, size_t mark, size_t len);
+/* Drop the reserved field, wiping whatever was written into it. */
+void phsm_put_bytes_cancel(struct phsm_writer *w, size_t mark);
 
-/* Attribute list: begin, any number of attr, end. */
+/* Attribute list: begin, any number of attr, end.  Lists do not nest. */
 size_t phsm_put_attrs_begin(struct phsm_writer *w);
 void phsm_put_attr(struct phsm_writer *w, uint64_t type, uint32_t flags,
 		   uint32_t len, const void *value);
