@@ -168,6 +168,12 @@ pkcs11_suite() {
 	PHSM_TRANSPORT=socket PHSM_FW_SOCKETS=$FW_SOCK \
 		run_suite "pkcs11/$tree/socket" cmocka 900 \
 		"$dir/tests/pkcs11-suite" "$TOP/$dir/lib/libphsm-pkcs11.so"
+	# The library computes single-part digests itself; the digest tests
+	# once more with PHSM_DIGEST=card, the card's own path.
+	PHSM_DIGEST=card PHSM_FW_SOCKETS=$FW_SOCK \
+		run_suite "pkcs11/$tree/digest-card" cmocka 300 \
+		"$dir/tests/pkcs11-suite" "$TOP/$dir/lib/libphsm-pkcs11.so" \
+		'test_digest*'
 	# The daemon's own health after the suite is one more check.
 	log=$LOGS/pkcs11-$tree-daemon.log
 	{ fw_stop_check "$FW_PID" "$FW_LOG"; cat "$FW_LOG"; } >"$log" 2>&1

@@ -10,6 +10,9 @@
  * slot IDs.  A missing configuration file means no cards, not an error.
  * PHSM_DEV_DIR names another directory than /dev to look for the device
  * nodes in (for containers and tests).
+ *
+ * PHSM_DIGEST=card sends single-part digests to the card too; by default
+ * the library computes them itself (digest.c).
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -21,6 +24,14 @@
 #include "lib.h"
 
 #define DEFAULT_CONF "/etc/phsm.conf"
+
+/* Set before C_Initialize publishes the state, read only after. */
+static bool digest_on_card;
+
+bool lib_config_digest_local(void)
+{
+	return !digest_on_card;
+}
 
 struct path_list {
 	char **v;
@@ -193,6 +204,9 @@ CK_RV lib_config_cards(char ***paths, size_t *n)
 	const char *sockets = getenv("PHSM_FW_SOCKETS");
 	const char *conf = getenv("PHSM_CONF");
 	const char *dev_dir = getenv("PHSM_DEV_DIR");
+	const char *digest = getenv("PHSM_DIGEST");
+
+	digest_on_card = digest && !strcmp(digest, "card");
 
 	if (sockets) {
 		parse_socket_list(&l, sockets);

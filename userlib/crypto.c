@@ -9,6 +9,10 @@
  * the library itself refuses a call (bad pointers, data too large) the
  * card never saw it, so the library ends the operation with a
  * SESSION_CANCEL to keep that rule.
+ *
+ * Single-part digests are the exception: digest.c computes them in the
+ * library, and every other digest call first hands a digest the library
+ * holds to the card (digest_to_card()).
  */
 #include <string.h>
 
@@ -119,8 +123,9 @@ static CK_RV op_oneshot(CK_SESSION_HANDLE h, unsigned int kind,
 }
 
 /* @out_len NULL: an update that produces no output (digest, sign, verify). */
-CK_RV op_update(CK_SESSION_HANDLE h, unsigned int kind, CK_BYTE_PTR in,
-		CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+static CK_RV card_update(CK_SESSION_HANDLE h, unsigned int kind,
+			 CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,
+			 CK_ULONG_PTR out_len)
 {
 	bool has_output = kind == PHSM_OPK_ENCRYPT || kind == PHSM_OPK_DECRYPT;
 	struct lib_call c;
@@ -156,6 +161,48 @@ static CK_RV op_final(CK_SESSION_HANDLE h, unsigned int kind,
 	phsm_put_u64(&c.w, kind);
 	phsm_put_bytes(&c.w, sig, sig_len);
 	return op_run(&c, !verify, out, out_len);
+}
+
+/* ---- digests on the card ------------------------------------------ */
+
+/*
+ * Before a digest call goes to the card: mark the session's digest state
+ * and, if the library holds a pending digest (C_DigestInit answered by
+ * digest.c), start it on the card first.  An error of that C_DigestInit
+ * is the call's answer.
+ */
+static CK_RV digest_to_card(CK_SESSION_HANDLE h, enum lib_dg_use use,
+			    struct lib_dg_mark *mark)
+{
+	CK_MECHANISM m = { 0 };
+
+	if (!lib_digest_begin(h, use, mark, &m.mechanism))
+		return CKR_OK;
+	return op_init(h, PHSM_OPK_DIGEST, &m, CK_INVALID_HANDLE);
+}
+
+/* The card's answer: @ended, or no operation there, means none is left. */
+static CK_RV digest_answered(const struct lib_dg_mark *mark, CK_RV rv,
+			     bool ended)
+{
+	if (ended || rv == CKR_OPERATION_NOT_INITIALIZED)
+		lib_digest_ended(mark);
+	return rv;
+}
+
+CK_RV op_update(CK_SESSION_HANDLE h, unsigned int kind, CK_BYTE_PTR in,
+		CK_ULONG in_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len)
+{
+	struct lib_dg_mark mark;
+	CK_RV rv;
+
+	if (kind != PHSM_OPK_DIGEST)
+		return card_update(h, kind, in, in_len, out, out_len);
+	rv = digest_to_card(h, LIB_DG_USE, &mark);
+	if (rv != CKR_OK)
+		return rv;
+	rv = card_update(h, kind, in, in_len, out, out_len);
+	return digest_answered(&mark, rv, false);
 }
 
 /* ---- encryption --------------------------------------------------- */
@@ -232,15 +279,40 @@ PHSM_EXPORT CK_RV C_DecryptFinal(CK_SESSION_HANDLE hSession,
 PHSM_EXPORT CK_RV C_DigestInit(CK_SESSION_HANDLE hSession,
 			       CK_MECHANISM_PTR pMechanism)
 {
-	return op_init(hSession, PHSM_OPK_DIGEST, pMechanism, CK_INVALID_HANDLE);
+	struct lib_dg_mark mark;
+	CK_RV rv;
+
+	if (lib_digest_init_local(hSession, pMechanism, &rv))
+		return rv;
+	/* A NULL mechanism is C_SessionCancel's, which keeps its own marks. */
+	if (!pMechanism)
+		return op_init(hSession, PHSM_OPK_DIGEST, NULL,
+			       CK_INVALID_HANDLE);
+	/* A held digest goes first, so that the card answers as it would
+	 * with it active (CKR_MECHANISM_INVALID before OPERATION_ACTIVE). */
+	rv = digest_to_card(hSession, LIB_DG_INIT, &mark);
+	if (rv != CKR_OK)
+		return rv;
+	return op_init(hSession, PHSM_OPK_DIGEST, pMechanism,
+		       CK_INVALID_HANDLE);
 }
 
 PHSM_EXPORT CK_RV C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData,
 			   CK_ULONG ulDataLen, CK_BYTE_PTR pDigest,
 			   CK_ULONG_PTR pulDigestLen)
 {
-	return op_oneshot(hSession, PHSM_OPK_DIGEST, pData, ulDataLen, NULL, 0,
-			  pDigest, pulDigestLen);
+	struct lib_dg_mark mark;
+	CK_RV rv;
+
+	if (lib_digest_oneshot_local(hSession, pData, ulDataLen, pDigest,
+				     pulDigestLen, &rv))
+		return rv;
+	rv = digest_to_card(hSession, LIB_DG_USE, &mark);
+	if (rv != CKR_OK)
+		return rv;
+	rv = op_oneshot(hSession, PHSM_OPK_DIGEST, pData, ulDataLen, NULL, 0,
+			pDigest, pulDigestLen);
+	return digest_answered(&mark, rv, rv == CKR_OK && pDigest);
 }
 
 PHSM_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
@@ -252,14 +324,26 @@ PHSM_EXPORT CK_RV C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart,
 
 PHSM_EXPORT CK_RV C_DigestKey(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hKey)
 {
-	return call_session_u64(hSession, PHSM_OP_DIGEST_KEY, hKey);
+	struct lib_dg_mark mark;
+	CK_RV rv = digest_to_card(hSession, LIB_DG_USE, &mark);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = call_session_u64(hSession, PHSM_OP_DIGEST_KEY, hKey);
+	return digest_answered(&mark, rv, false);
 }
 
 PHSM_EXPORT CK_RV C_DigestFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pDigest,
 				CK_ULONG_PTR pulDigestLen)
 {
-	return op_final(hSession, PHSM_OPK_DIGEST, NULL, 0, pDigest,
-			pulDigestLen);
+	struct lib_dg_mark mark;
+	CK_RV rv = digest_to_card(hSession, LIB_DG_USE, &mark);
+
+	if (rv != CKR_OK)
+		return rv;
+	rv = op_final(hSession, PHSM_OPK_DIGEST, NULL, 0, pDigest,
+		      pulDigestLen);
+	return digest_answered(&mark, rv, rv == CKR_OK && pDigest);
 }
 
 /* ---- signatures and MACs ------------------------------------------ */

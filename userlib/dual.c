@@ -8,6 +8,10 @@
  *
  * Not atomic: if the second update fails after the first succeeded, the
  * call returns the second's error with the first one's output written.
+ *
+ * A digest that the library holds (digest.c) goes to the card in
+ * op_update(), like before any C_DigestUpdate; until the digest update
+ * runs it stays where it is, so a failed first update leaves it alone.
  */
 #include "lib.h"
 

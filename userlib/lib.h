@@ -89,6 +89,74 @@ struct lib_msg_mech {
 	CK_MECHANISM_TYPE mechanism;
 };
 
+/*
+ * The sessions this library opened on a card's connection, for the
+ * digests it computes itself (digest.c): a small open-addressing table,
+ * guarded by the card's lock and part of struct lib_card, so that it
+ * needs no allocation and goes with the card.  A session missing from it
+ * (table full, opened on an older connection) takes the card's path.
+ */
+#define LIB_SESS_BITS		7
+#define LIB_SESS_SLOTS		(1u << LIB_SESS_BITS)
+
+struct lib_sess {
+	uint64_t local;			/* the card's handle; 0: free slot */
+	CK_MECHANISM_TYPE mech;		/* of a pending digest */
+	uint32_t epoch;			/* bumped by every digest state change */
+	uint8_t part;
+	uint8_t digest;			/* enum lib_digest_state (digest.c) */
+};
+
+struct lib_sessions {
+	unsigned int generation;	/* of the connection the entries are of */
+	unsigned int count;
+	uint32_t closing;		/* C_CloseAllSessions calls, both ends */
+	struct lib_sess slot[LIB_SESS_SLOTS];
+};
+
+struct lib_card;
+
+/* PHSM_DIGEST, read at C_Initialize (config.c): false for "card". */
+bool lib_config_digest_local(void);
+
+/* C_OpenSession takes a ticket before it asks the card, and the session
+ * enters the table only if no C_CloseAllSessions ran in between. */
+uint32_t lib_sess_ticket(struct lib_card *card);
+void lib_sess_add(struct lib_card *card, unsigned int generation,
+		  uint64_t local, unsigned int part, uint32_t ticket);
+void lib_sess_forget(struct lib_card *card, uint64_t local);
+/* Before and after C_CloseAllSessions is sent. */
+void lib_sess_close_all(struct lib_card *card, unsigned int part);
+
+/*
+ * Digests: C_DigestInit and C_Digest are answered here when the session
+ * is known and the mechanism is one OpenSSL computes (the _local calls
+ * return true then, with the answer in *rv).  Every other call that
+ * touches the digest takes a mark first: lib_digest_begin() hands back a
+ * pending digest's mechanism for the caller to send to the card first
+ * (LIB_DG_USE), also when the caller sends a C_DigestInit of its own
+ * (LIB_DG_INIT); LIB_DG_CANCEL only marks.  lib_digest_ended() records
+ * that the operation ended, unless the state changed since the mark.
+ */
+enum lib_dg_use { LIB_DG_USE, LIB_DG_INIT, LIB_DG_CANCEL };
+
+struct lib_dg_mark {
+	struct lib_card *card;
+	unsigned int generation;
+	uint64_t local;
+	uint32_t epoch;
+	bool valid;
+};
+
+bool lib_digest_init_local(CK_SESSION_HANDLE h, const CK_MECHANISM *m,
+			   CK_RV *rv);
+bool lib_digest_oneshot_local(CK_SESSION_HANDLE h, const CK_BYTE *in,
+			      CK_ULONG in_len, CK_BYTE_PTR out,
+			      CK_ULONG_PTR out_len, CK_RV *rv);
+bool lib_digest_begin(CK_SESSION_HANDLE h, enum lib_dg_use use,
+		      struct lib_dg_mark *mark, CK_MECHANISM_TYPE *pending);
+void lib_digest_ended(const struct lib_dg_mark *mark);
+
 struct lib_card {
 	unsigned int index;
 	char *path;			/* socket or device path */
@@ -98,6 +166,7 @@ struct lib_card {
 	bool known;			/* info is valid (it was reached once) */
 	struct lib_card_info info;
 	struct lib_msg_mech *msg_mechs;
+	struct lib_sessions sessions;	/* digest.c */
 };
 
 struct lib_state {

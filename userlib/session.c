@@ -4,6 +4,10 @@
  * application sees them with the card index in the high bits (lib.h).
  * Notification callbacks are accepted and never called: the card has no
  * surrender events to report.
+ *
+ * The library keeps the set of sessions it opened on each card's
+ * connection (digest.c), for the digests it computes itself: opening a
+ * session adds it, closing removes it before the card is asked.
  */
 #include <string.h>
 
@@ -27,6 +31,8 @@ PHSM_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 {
 	struct lib_call c;
 	uint64_t local = 0;
+	unsigned int part = 0;
+	uint32_t ticket = 0;
 	CK_RV rv = need_init();
 
 	(void)pApplication;
@@ -35,10 +41,12 @@ PHSM_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 		return rv;
 	if (!phSession)
 		return CKR_ARGUMENTS_BAD;
-	rv = call_slot(&c, slotID, PHSM_OP_OPEN_SESSION, NULL);
+	rv = call_slot(&c, slotID, PHSM_OP_OPEN_SESSION, &part);
 	phsm_put_u64(&c.w, flags);
-	if (rv == CKR_OK)
+	if (rv == CKR_OK) {
+		ticket = lib_sess_ticket(c.card);
 		rv = call_run(&c);
+	}
 	if (rv == CKR_OK) {
 		local = phsm_get_u64(&c.r);
 		if (!call_done(&c))
@@ -47,6 +55,8 @@ PHSM_EXPORT CK_RV C_OpenSession(CK_SLOT_ID slotID, CK_FLAGS flags,
 			rv = CKR_DEVICE_ERROR;
 		if (rv != CKR_OK && local)
 			close_local(c.card, local);
+		if (rv == CKR_OK)
+			lib_sess_add(c.card, c.generation, local, part, ticket);
 	}
 	return call_end(&c, rv);
 }
@@ -56,6 +66,9 @@ PHSM_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
 	struct lib_call c;
 	CK_RV rv = call_session(&c, hSession, PHSM_OP_CLOSE_SESSION);
 
+	/* Before the card closes it: the library's digest ends with it. */
+	if (rv == CKR_OK)
+		lib_sess_forget(c.card, hSession & LIB_HANDLE_LOCAL_MASK);
 	if (rv == CKR_OK)
 		rv = call_run(&c);
 	if (rv == CKR_OK)
@@ -66,10 +79,15 @@ PHSM_EXPORT CK_RV C_CloseSession(CK_SESSION_HANDLE hSession)
 PHSM_EXPORT CK_RV C_CloseAllSessions(CK_SLOT_ID slotID)
 {
 	struct lib_call c;
-	CK_RV rv = call_slot(&c, slotID, PHSM_OP_CLOSE_ALL_SESSIONS, NULL);
+	unsigned int part;
+	CK_RV rv = call_slot(&c, slotID, PHSM_OP_CLOSE_ALL_SESSIONS, &part);
 
-	if (rv == CKR_OK)
+	/* Before and after: a session opened meanwhile may be gone too. */
+	if (rv == CKR_OK) {
+		lib_sess_close_all(c.card, part);
 		rv = call_run(&c);
+		lib_sess_close_all(c.card, part);
+	}
 	return call_end(&c, rv);
 }
 
@@ -137,12 +155,23 @@ PHSM_EXPORT CK_RV C_Logout(CK_SESSION_HANDLE hSession)
 	return call_session_simple(hSession, PHSM_OP_LOGOUT);
 }
 
+/* The card checks the session and the flags; a digest the library holds
+ * ends with the card's CKR_OK, like the card's own. */
 PHSM_EXPORT CK_RV C_SessionCancel(CK_SESSION_HANDLE hSession, CK_FLAGS flags)
 {
-	return call_session_u64(hSession, PHSM_OP_SESSION_CANCEL, flags);
+	struct lib_dg_mark mark = { 0 };
+	CK_RV rv;
+
+	if (flags & CKF_DIGEST)
+		lib_digest_begin(hSession, LIB_DG_CANCEL, &mark, NULL);
+	rv = call_session_u64(hSession, PHSM_OP_SESSION_CANCEL, flags);
+	if (rv == CKR_OK)
+		lib_digest_ended(&mark);
+	return rv;
 }
 
-/* Operation state would carry card secrets through the host: refused. */
+/* Operation state would carry card secrets through the host: refused
+ * (without a word to the card, so a digest the library holds stays). */
 PHSM_EXPORT CK_RV C_GetOperationState(CK_SESSION_HANDLE hSession,
 				      CK_BYTE_PTR pOperationState,
 				      CK_ULONG_PTR pulOperationStateLen)

@@ -53,3 +53,16 @@ echo "bench: $BENCH_SECONDS s per cell, 3 back-ends x 7 operations x 2" \
 "$BENCH_BIN" --module "$PHSM_MODULE" --module "$SOFTHSM" --openssl \
 	--seconds "$BENCH_SECONDS" --json "$BENCH_JSON"
 echo "bench: results in $BENCH_JSON"
+
+# The table's phsm SHA-256 is hashed in the library (no key, no secret:
+# userlib/digest.c).  The card's own digest path, for comparison.
+card_json=${BENCH_JSON%.json}-digest-card.json
+echo "bench: phsm SHA-256 4 KiB once more with PHSM_DIGEST=card" >&2
+card_row=$(PHSM_DIGEST=card "$BENCH_BIN" --module "$PHSM_MODULE" \
+	--ops sha256_4k --seconds "$BENCH_SECONDS" --json "$card_json" |
+	awk '/^SHA-256 4 KiB/ { print $4, $5 }') || card_row=
+read -r card_1t card_2t <<<"${card_row:-n/a n/a}"
+printf '%-24s %12s %12s   (phsm 1t, 2t: the digest computed on the card,' \
+	"SHA-256 4 KiB, card" "$card_1t" "$card_2t"
+printf ' PHSM_DIGEST=card; above: in the library)\n\n'
+echo "bench: card-path digest in $card_json"

@@ -744,6 +744,7 @@ int main(int argc, char **argv)
 		{ ca_domains_tests, &ca_domains_count },
 		{ ca_cluster_tests, &ca_cluster_count },
 		{ ca_clone_tests, &ca_clone_count },
+		{ digest_tests, &digest_count },
 	};
 	struct CMUnitTest *all;
 	size_t total = 0, k = 0;

@@ -5,7 +5,7 @@
  * The suite loads a PKCS#11 module with dlopen() (argv[1]) and checks what
  * the PKCS#11 v3.0 base specification requires of it.  Each topic file
  * (general.c, slots.c, sessions.c, objects.c, crypto_*.c, keys.c,
- * threads.c, args.c, and ca_domains.c, ca_cluster.c, ca_clone.c for the
+ * threads.c, args.c, digest.c, and ca_domains.c, ca_cluster.c, ca_clone.c for the
  * Luna CA_ extensions) exports a table of cmocka tests; suite.c runs them
  * all as one group, so cmocka prints one summary.
  *
@@ -187,6 +187,7 @@ SUITE_TABLE(args);
 SUITE_TABLE(ca_domains);
 SUITE_TABLE(ca_cluster);
 SUITE_TABLE(ca_clone);
+SUITE_TABLE(digest);
 
 #define SUITE_COUNT(name) \
 	const size_t name##_count = ARRAY_SIZE(name##_tests)
