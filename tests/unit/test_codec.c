@@ -445,6 +445,461 @@ static void test_writer_null_source(void **state)
 	phsm_writer_free(&w);
 }
 
+/* ---- reserved BYTES fields, lent buffers, wiping ----------------------- */
+
+#define FLD_LEN sizeof(struct phsm_field)
+#define GUARD 32
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/* Commit with len < cap, == cap and 0; the fields after it read back. */
+static void test_bytes_reserve_commit(void **state)
+{
+	struct phsm_writer w = { 0 };
+	struct phsm_msg m;
+	const uint8_t *p;
+	uint8_t *d;
+	size_t n, mark, mark2;
+
+	(void)state;
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_u64(&w, 1);
+	d = phsm_put_bytes_reserve(&w, 10, &mark);
+	assert_non_null(d);
+	assert_int_equal(mark, HDR_LEN + 16);
+	assert_ptr_equal(d, w.data + mark + FLD_LEN);
+	memcpy(d, "0123456789", 10);
+	phsm_put_bytes_commit(&w, mark, 6);		/* less than reserved */
+	assert_int_equal(w.len, mark + FLD_LEN + 6);
+	assert_true(all_bytes(w.data + w.len, 4, 0));	/* unused room wiped */
+	phsm_put_u64(&w, 2);
+	d = phsm_put_bytes_reserve(&w, 4, &mark);
+	assert_non_null(d);
+	memcpy(d, "wxyz", 4);
+	phsm_put_bytes_commit(&w, mark, 4);		/* all of it */
+	d = phsm_put_bytes_reserve(&w, 5, &mark2);
+	assert_non_null(d);
+	assert_int_equal(mark2, mark + FLD_LEN + 4);
+	memset(d, 0x77, 5);
+	phsm_put_bytes_commit(&w, mark2, 0);		/* nothing */
+	assert_int_equal(w.len, mark2 + FLD_LEN);
+	assert_true(all_bytes(w.data + w.len, 5, 0));
+	phsm_put_u64(&w, 3);
+	assert_false(w.failed);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(w.len, HDR_LEN + 16 + (FLD_LEN + 6) + 16 +
+			 (FLD_LEN + 4) + FLD_LEN + 16);
+
+	assert_int_equal(phsm_msg_parse(w.data, w.len, false, &m), PHSM_ST_OK);
+	assert_int_equal(phsm_get_u64(&m.payload), 1);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_non_null(p);
+	assert_int_equal(n, 6);
+	assert_memory_equal(p, "012345", 6);
+	assert_int_equal(phsm_get_u64(&m.payload), 2);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_non_null(p);
+	assert_int_equal(n, 4);
+	assert_memory_equal(p, "wxyz", 4);
+	n = 99;
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_non_null(p);
+	assert_int_equal(n, 0);
+	assert_int_equal(phsm_get_u64(&m.payload), 3);
+	assert_true(phsm_reader_done(&m.payload));
+	phsm_writer_free(&w);
+}
+
+/* A reserve that makes the writer grow: the pointer is into the new buffer. */
+static void test_bytes_reserve_grows(void **state)
+{
+	struct phsm_writer w = { 0 };
+	struct phsm_msg m;
+	uint8_t src[3000];
+	const uint8_t *p;
+	uint8_t *d;
+	size_t n, mark;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 13 + 1);
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_bytes(&w, "head", 4);
+	d = phsm_put_bytes_reserve(&w, sizeof(src), &mark);
+	assert_non_null(d);
+	assert_true(w.cap >= w.len);
+	assert_ptr_equal(d, w.data + mark + FLD_LEN);
+	memcpy(d, src, sizeof(src));
+	phsm_put_bytes_commit(&w, mark, sizeof(src) - 1);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(phsm_msg_parse(w.data, w.len, false, &m), PHSM_ST_OK);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_int_equal(n, 4);
+	assert_memory_equal(p, "head", 4);	/* copied over on growth */
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_int_equal(n, sizeof(src) - 1);
+	assert_memory_equal(p, src, sizeof(src) - 1);
+	assert_true(phsm_reader_done(&m.payload));
+	phsm_writer_free(&w);
+}
+
+/* Committing more than was reserved fails the writer. */
+static void test_bytes_commit_over_reserve(void **state)
+{
+	struct phsm_writer w = { 0 };
+	size_t mark, len;
+	uint8_t *d;
+
+	(void)state;
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	d = phsm_put_bytes_reserve(&w, 8, &mark);
+	assert_non_null(d);
+	memset(d, 1, 8);
+	len = w.len;
+	phsm_put_bytes_commit(&w, mark, 9);
+	assert_true(w.failed);
+	assert_int_equal(w.len, len);
+	assert_false(phsm_msg_finish(&w, 0, 0));
+	phsm_writer_free(&w);
+}
+
+/* Cancel leaves the message as if nothing was reserved, the room wiped. */
+static void test_bytes_reserve_cancel(void **state)
+{
+	struct phsm_writer w = { 0 }, ref = { 0 };
+	size_t mark, end;
+	uint8_t *d;
+
+	(void)state;
+	assert_true(phsm_msg_begin(&ref, PHSM_OP_NOP, 0, 5, 6));
+	phsm_put_u64(&ref, 1);
+	phsm_put_u64(&ref, 2);
+	assert_true(phsm_msg_finish(&ref, 0, 0));
+
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 5, 6));
+	phsm_put_u64(&w, 1);
+	d = phsm_put_bytes_reserve(&w, 40, &mark);
+	assert_non_null(d);
+	memset(d, 0x5a, 40);
+	end = w.len;
+	assert_int_equal(end, mark + FLD_LEN + 40);
+	phsm_put_bytes_cancel(&w, mark);
+	assert_int_equal(w.len, mark);
+	/* Field header and value both zeroed in the buffer. */
+	assert_true(all_bytes(w.data + mark, end - mark, 0));
+	phsm_put_u64(&w, 2);
+	assert_false(w.failed);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(w.len, ref.len);
+	assert_memory_equal(w.data, ref.data, ref.len);
+
+	/* Cancel as the last thing: the message ends where it was. */
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 5, 6));
+	phsm_put_u64(&w, 1);
+	phsm_put_u64(&w, 2);
+	d = phsm_put_bytes_reserve(&w, 0, &mark);
+	assert_non_null(d);
+	phsm_put_bytes_cancel(&w, mark);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(w.len, ref.len);
+	assert_memory_equal(w.data, ref.data, ref.len);
+	phsm_writer_free(&w);
+	phsm_writer_free(&ref);
+}
+
+/* Reserve on a failed writer gives NULL; commit and cancel change nothing. */
+static void test_bytes_reserve_failed_writer(void **state)
+{
+	struct phsm_writer w = { 0 };
+	size_t mark, len;
+
+	(void)state;
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_u64(&w, 1);
+	phsm_put_bytes(&w, NULL, 3);		/* fails the writer */
+	assert_true(w.failed);
+	len = w.len;
+	assert_null(phsm_put_bytes_reserve(&w, 4, &mark));
+	assert_int_equal(w.len, len);
+	phsm_put_bytes_commit(&w, mark, 0);
+	assert_int_equal(w.len, len);
+	phsm_put_bytes_cancel(&w, mark);
+	assert_int_equal(w.len, len);
+	assert_true(w.failed);
+	assert_false(phsm_msg_finish(&w, 0, 0));
+
+	/* Too large a reservation fails the writer itself. */
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_null(phsm_put_bytes_reserve(&w, PHSM_MSG_MAX, &mark));
+	assert_true(w.failed);
+	assert_int_equal(w.len, HDR_LEN);
+	phsm_put_bytes_cancel(&w, mark);
+	assert_true(w.failed);
+	assert_false(phsm_msg_finish(&w, 0, 0));
+	phsm_writer_free(&w);
+}
+
+/*
+ * A lent writer builds in the caller's buffer, never grows it (a message
+ * that does not fit fails the writer, nothing is written past the buffer)
+ * and never frees it: buf is on the stack, so free() would abort (ASan
+ * reports it as a bad free).
+ */
+static void test_writer_lend(void **state)
+{
+	uint8_t buf[HDR_LEN + 64 + GUARD];
+	const size_t cap = HDR_LEN + 64;
+	struct phsm_writer w;
+	struct phsm_msg m;
+	const uint8_t *p;
+	size_t n;
+
+	(void)state;
+	memset(buf, 0xee, sizeof(buf));
+	phsm_writer_lend(&w, buf, cap);
+	assert_true(w.lent);
+	assert_ptr_equal(w.data, buf);
+	assert_int_equal(w.cap, cap);
+	assert_int_equal(w.len, 0);
+	assert_false(w.failed);
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 42));
+	phsm_put_bytes(&w, "0123456789012345678901234567890123456789", 40);
+	phsm_put_u64(&w, 9);			/* exactly fills the buffer */
+	assert_false(w.failed);
+	assert_int_equal(w.len, cap);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(phsm_msg_parse(buf, cap, false, &m), PHSM_ST_OK);
+	assert_int_equal(m.tag, 42);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_int_equal(n, 40);
+	assert_memory_equal(p, "0123456789", 10);
+	assert_int_equal(phsm_get_u64(&m.payload), 9);
+	assert_true(phsm_reader_done(&m.payload));
+
+	phsm_put_bytes(&w, NULL, 0);		/* one field too many */
+	assert_true(w.failed);
+	assert_int_equal(w.len, cap);
+	assert_ptr_equal(w.data, buf);		/* not grown */
+	assert_int_equal(w.cap, cap);
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+	assert_false(phsm_msg_finish(&w, 0, 0));
+
+	/* A new message resets the failure; overflowing the payload fails. */
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_false(w.failed);
+	phsm_put_u64_array(&w, (const uint64_t[8]){ 0 }, 8);	/* 72 > 64 */
+	assert_true(w.failed);
+	assert_int_equal(w.len, HDR_LEN);
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+
+	phsm_writer_free(&w);			/* must not free(buf) */
+	assert_null(w.data);
+	assert_int_equal(w.len, 0);
+	assert_int_equal(w.cap, 0);
+	assert_false(w.lent);
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+
+	/* No room for a header: begin fails and nothing is allocated. */
+	phsm_writer_lend(&w, buf, HDR_LEN - 1);
+	assert_false(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_true(w.failed);
+	assert_ptr_equal(w.data, buf);
+	phsm_writer_lend(&w, NULL, 0);
+	assert_false(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_null(w.data);
+	phsm_writer_free(&w);
+}
+
+/* Reserving beyond a lent buffer fails without writing past it. */
+static void test_bytes_reserve_lent(void **state)
+{
+	uint8_t buf[HDR_LEN + 32 + GUARD];
+	const size_t cap = HDR_LEN + 32;
+	struct phsm_writer w;
+	struct phsm_msg m;
+	const uint8_t *p;
+	uint8_t *d;
+	size_t n, mark;
+
+	(void)state;
+	memset(buf, 0xee, sizeof(buf));
+	phsm_writer_lend(&w, buf, cap);
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_null(phsm_put_bytes_reserve(&w, 32 - FLD_LEN + 1, &mark));
+	assert_true(w.failed);
+	assert_int_equal(w.len, HDR_LEN);
+	/* Not even the field header was written. */
+	assert_true(all_bytes(buf + HDR_LEN, sizeof(buf) - HDR_LEN, 0xee));
+	phsm_put_bytes_cancel(&w, mark);
+	assert_false(phsm_msg_finish(&w, 0, 0));
+
+	/* Exactly the room left: fits, commit less, the rest wiped. */
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	d = phsm_put_bytes_reserve(&w, 32 - FLD_LEN, &mark);
+	assert_ptr_equal(d, buf + HDR_LEN + FLD_LEN);
+	memset(d, 0xab, 32 - FLD_LEN);
+	phsm_put_bytes_commit(&w, mark, 10);
+	assert_false(w.failed);
+	assert_true(all_bytes(buf + HDR_LEN + FLD_LEN + 10, 32 - FLD_LEN - 10, 0));
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(phsm_msg_parse(buf, w.len, false, &m), PHSM_ST_OK);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_int_equal(n, 10);
+	assert_true(all_bytes(p, 10, 0xab));
+	assert_true(phsm_reader_done(&m.payload));
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+
+	/* Full again, then cancel: the reserved room is zeroed in buf. */
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	d = phsm_put_bytes_reserve(&w, 32 - FLD_LEN, &mark);
+	assert_non_null(d);
+	memset(d, 0xcd, 32 - FLD_LEN);
+	phsm_put_bytes_cancel(&w, mark);
+	assert_int_equal(w.len, HDR_LEN);
+	assert_true(all_bytes(buf + HDR_LEN, 32, 0));
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+	/* A zero-length reservation still needs room for its field header. */
+	phsm_put_u64(&w, 1);
+	phsm_put_u64(&w, 2);
+	assert_false(w.failed);
+	assert_null(phsm_put_bytes_reserve(&w, 0, &mark));
+	assert_true(w.failed);
+	assert_true(all_bytes(buf + cap, GUARD, 0xee));
+	phsm_writer_free(&w);
+}
+
+/*
+ * Attribute lists after a reserve/commit or cancel; the count is kept as
+ * entries are put, so a lent buffer scribbled on meanwhile (shared memory)
+ * still gets the right count, and each list counts from zero.
+ */
+static void test_attrs_after_reserve(void **state)
+{
+	uint8_t buf[512];
+	struct phsm_writer w;
+	struct phsm_msg m;
+	struct phsm_reader list;
+	struct phsm_attr_view a;
+	const uint8_t *p;
+	uint32_t count;
+	uint8_t *d;
+	size_t n, mark, amark;
+
+	(void)state;
+	phsm_writer_lend(&w, buf, sizeof(buf));
+	assert_true(phsm_msg_begin(&w, PHSM_OP_CREATE_OBJECT, 0, 0, 0));
+	d = phsm_put_bytes_reserve(&w, 16, &mark);
+	assert_non_null(d);
+	memcpy(d, "hello, world....", 16);
+	phsm_put_bytes_commit(&w, mark, 5);
+	amark = phsm_put_attrs_begin(&w);
+	memset(buf + amark + FLD_LEN, 0xff, 4);	/* count scribbled on */
+	phsm_put_attr(&w, 0x3, PHSM_ATTR_F_VALUE, 5, "label");
+	phsm_put_attr(&w, 0x11, PHSM_ATTR_F_QUERY, 0, NULL);
+	memset(buf + amark + FLD_LEN, 0x01, 4);
+	phsm_put_attr(&w, 0x100, PHSM_ATTR_F_VALUE, 1, "x");
+	phsm_put_attrs_end(&w, amark);
+	d = phsm_put_bytes_reserve(&w, 8, &mark);
+	assert_non_null(d);
+	memset(d, 0x99, 8);
+	phsm_put_bytes_cancel(&w, mark);
+	amark = phsm_put_attrs_begin(&w);
+	phsm_put_attr(&w, 0x2, PHSM_ATTR_F_VALUE, 1, "y");
+	phsm_put_attrs_end(&w, amark);
+	amark = phsm_put_attrs_begin(&w);
+	phsm_put_attrs_end(&w, amark);
+	assert_false(w.failed);
+	assert_true(phsm_msg_finish(&w, 0, 0));
+
+	assert_int_equal(phsm_msg_parse(buf, w.len, false, &m), PHSM_ST_OK);
+	p = phsm_get_bytes(&m.payload, &n);
+	assert_int_equal(n, 5);
+	assert_memory_equal(p, "hello", 5);
+	assert_true(phsm_get_attrs(&m.payload, &list, &count));
+	assert_int_equal(count, 3);
+	assert_true(phsm_next_attr(&list, &a));
+	assert_int_equal(a.type, 0x3);
+	assert_memory_equal(a.value, "label", 5);
+	assert_true(phsm_next_attr(&list, &a));
+	assert_int_equal(a.type, 0x11);
+	assert_int_equal(a.flags, PHSM_ATTR_F_QUERY);
+	assert_true(phsm_next_attr(&list, &a));
+	assert_int_equal(a.type, 0x100);
+	assert_memory_equal(a.value, "x", 1);
+	assert_true(phsm_reader_done(&list));
+	assert_true(phsm_get_attrs(&m.payload, &list, &count));
+	assert_int_equal(count, 1);
+	assert_true(phsm_next_attr(&list, &a));
+	assert_int_equal(a.type, 0x2);
+	assert_true(phsm_reader_done(&list));
+	assert_true(phsm_get_attrs(&m.payload, &list, &count));
+	assert_int_equal(count, 0);
+	assert_true(phsm_reader_done(&list));
+	assert_true(phsm_reader_done(&m.payload));
+	phsm_writer_free(&w);
+}
+
+/*
+ * Wiping where the test can see it: truncate zeroes the dropped payload in
+ * the writer's buffer; phsm_writer_free() of a lent writer resets the
+ * writer and leaves the buffer to its owner (the header's contract: the
+ * owner wipes it), so it must not touch bytes past what was used.
+ */
+static void test_writer_wipes(void **state)
+{
+	uint8_t buf[HDR_LEN + 64 + GUARD];
+	struct phsm_writer w = { 0 };
+	size_t len;
+
+	(void)state;
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_bytes(&w, "secret-pin", 10);
+	phsm_put_u64(&w, 0x1122334455667788ull);
+	len = w.len;
+	phsm_msg_truncate(&w);
+	assert_int_equal(w.len, HDR_LEN);
+	assert_true(all_bytes(w.data + HDR_LEN, len - HDR_LEN, 0));
+	phsm_writer_free(&w);
+	assert_null(w.data);
+
+	memset(buf, 0xee, sizeof(buf));
+	phsm_writer_lend(&w, buf, HDR_LEN + 64);
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_bytes(&w, "secret-pin", 10);
+	len = w.len;
+	phsm_msg_truncate(&w);
+	assert_true(all_bytes(buf + HDR_LEN, len - HDR_LEN, 0));
+	assert_true(all_bytes(buf + len, sizeof(buf) - len, 0xee));
+	phsm_writer_free(&w);
+	assert_null(w.data);
+	assert_false(w.lent);
+	assert_true(all_bytes(buf + len, sizeof(buf) - len, 0xee));
+}
+
+/* A message begun again on a used writer leaves nothing of the last one. */
+static void test_writer_begin_again_wipes(void **state)
+{
+	uint8_t buf[HDR_LEN + 64];
+	struct phsm_writer w = { 0 };
+
+	(void)state;
+	memset(buf, 0xee, sizeof(buf));
+	phsm_writer_lend(&w, buf, sizeof(buf));
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	phsm_put_bytes(&w, "SECRETKEYVALUE", 14);
+	assert_true(phsm_msg_begin(&w, PHSM_OP_NOP, 0, 0, 0));
+	assert_true(phsm_msg_finish(&w, 0, 0));
+	assert_int_equal(w.len, HDR_LEN);
+	assert_true(all_bytes(buf + HDR_LEN, FLD_LEN + 14, 0));
+	phsm_writer_free(&w);
+}
+
 /* ---- header rejection ------------------------------------------------- */
 
 /* A valid request of HDR_LEN + 16 bytes (one U64) to corrupt. */
@@ -1088,6 +1543,16 @@ int main(void)
 		cmocka_unit_test(test_writer_reuse_and_truncate),
 		cmocka_unit_test(test_writer_sticky_failure),
 		cmocka_unit_test(test_writer_null_source),
+		cmocka_unit_test(test_bytes_reserve_commit),
+		cmocka_unit_test(test_bytes_reserve_grows),
+		cmocka_unit_test(test_bytes_commit_over_reserve),
+		cmocka_unit_test(test_bytes_reserve_cancel),
+		cmocka_unit_test(test_bytes_reserve_failed_writer),
+		cmocka_unit_test(test_writer_lend),
+		cmocka_unit_test(test_bytes_reserve_lent),
+		cmocka_unit_test(test_attrs_after_reserve),
+		cmocka_unit_test(test_writer_wipes),
+		cmocka_unit_test(test_writer_begin_again_wipes),
 		cmocka_unit_test(test_reject_bad_magic),
 		cmocka_unit_test(test_reject_bad_version),
 		cmocka_unit_test(test_reject_bad_length),

@@ -89,6 +89,9 @@ bool phsm_msg_begin(struct phsm_writer *w, uint16_t opcode, uint32_t flags,
 {
 	uint8_t *h;
 
+	/* A writer used again: the last message must not outlive it. */
+	if (w->data && w->len)
+		phsm_wipe(w->data, w->len);
 	w->len = 0;
 	w->failed = false;
 	h = reserve(w, HDR_LEN);
