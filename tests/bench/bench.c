@@ -4,7 +4,8 @@
  * OpenSSL EVP in-process (issue 5; run by `make bench`).
  *
  *   bench --module PATH [--module PATH ...] [--openssl] [--seconds S]
- *	   [--json FILE] [--pin PIN] [--so-pin PIN] [--ops NAME,...]
+ *	   [--rounds R] [--json FILE] [--pin PIN] [--so-pin PIN]
+ *	   [--ops NAME,...]
  *
  * Every module is loaded with dlopen() and C_GetFunctionList.  The tool
  * uses the first token labelled "bench", or else initialises the first
@@ -13,7 +14,11 @@
  * operation at 1 and 2 threads, one session per thread, same key.  A cell
  * runs for S seconds (default 2) of wall-clock time, CLOCK_MONOTONIC,
  * with the threads released together from a barrier; every operation's
- * latency is recorded too (p50/p99).
+ * latency is recorded too (p50/p99).  The time is split into R rounds
+ * (default 4): each round measures every operation of every back-end for
+ * S/R seconds, the back-ends one after the other for the same operation,
+ * so that a machine that gets busier or quieter during the run shifts all
+ * back-ends alike instead of skewing their ratios.
  *
  * The first module is the subject (phsm), the second the reference
  * (SoftHSMv2); the table shows subject/reference and subject/OpenSSL at
@@ -67,6 +72,7 @@ static const struct opinfo {
 struct backend {
 	const char *name;
 	const char *path;	/* NULL: OpenSSL in-process */
+	int skip;		/* its set-up failed */
 	CK_FUNCTION_LIST_PTR f;
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE setup;	/* keeps the session keys alive */
@@ -77,9 +83,12 @@ struct backend {
 };
 
 struct result {
-	int ok;
+	int ok;			/* measured in every round, never failed */
+	int failed;
 	double ops_s, mb_s, p50_us, p99_us, secs;
 	uint64_t n;
+	uint32_t *lat;		/* all rounds' latencies, ns */
+	size_t nlat;
 };
 
 struct cell;
@@ -322,20 +331,36 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Latencies of @n more operations into @r's list; false without memory. */
+static int add_latencies(struct result *r, const uint32_t *lat, size_t n)
+{
+	uint32_t *p;
+
+	if (!n)
+		return 1;
+	p = realloc(r->lat, (r->nlat + n) * sizeof(*p));
+	if (!p)
+		return 0;
+	memcpy(p + r->nlat, lat, n * sizeof(*p));
+	r->lat = p;
+	r->nlat += n;
+	return 1;
+}
+
+/* One round of a cell: @seconds more of it, added to its result. */
 static void run_cell(struct backend *b, unsigned bi, enum op op,
 		     unsigned nthreads, double seconds)
 {
 	struct cell *c = calloc(1, sizeof(*c));
 	struct result *r = &res[bi][op][nthreads];
-	uint32_t *all = NULL;
-	size_t nall = 0;
 	double t0, t1;
 	unsigned i;
 	int bad = 0;
 
-	memset(r, 0, sizeof(*r));
-	if (!c)
+	if (!c) {
+		r->failed = 1;
 		return;
+	}
 	c->b = b;
 	c->op = op;
 	c->nthreads = nthreads;
@@ -350,6 +375,7 @@ static void run_cell(struct backend *b, unsigned bi, enum op op,
 	if (bad) {
 		fprintf(stderr, "bench: %s %s: setup failed\n", b->name,
 			ops[op].label);
+		r->failed = 1;
 		nthreads = 0;
 	}
 	for (i = 0; i < nthreads; i++)
@@ -360,40 +386,38 @@ static void run_cell(struct backend *b, unsigned bi, enum op op,
 		for (i = 0; i < nthreads; i++)
 			pthread_join(c->w[i].tid, NULL);
 		t1 = now_s();
-		r->ok = 1;
-		r->secs = t1 - t0;
+		r->secs += t1 - t0;
 		for (i = 0; i < nthreads; i++) {
 			r->n += c->w[i].n;
-			nall += c->w[i].nlat;
+			if (!add_latencies(r, c->w[i].lat, c->w[i].nlat))
+				r->failed = 1;
 			if (c->w[i].failed) {
-				r->ok = 0;
+				r->failed = 1;
 				fprintf(stderr, "bench: %s %s: failed "
 					"(CK_RV %#lx)\n", b->name,
 					ops[op].label, c->w[i].rv);
 			}
 		}
-		all = malloc((nall ? nall : 1) * sizeof(*all));
 	}
-	if (r->ok && all && nall) {
-		nall = 0;
-		for (i = 0; i < nthreads; i++) {
-			memcpy(all + nall, c->w[i].lat,
-			       c->w[i].nlat * sizeof(*all));
-			nall += c->w[i].nlat;
-		}
-		qsort(all, nall, sizeof(*all), cmp_u32);
-		r->p50_us = all[nall / 2] / 1e3;
-		r->p99_us = all[nall * 99 / 100] / 1e3;
-		r->ops_s = (double)r->n / r->secs;
-		r->mb_s = r->ops_s * (double)ops[op].len / 1e6;
-	} else {
-		r->ok = 0;
-	}
-	free(all);
 	for (i = 0; i < c->nthreads; i++)
 		worker_free(&c->w[i]);
 	pthread_barrier_destroy(&c->bar);
 	free(c);
+}
+
+/* After the last round: rates and percentiles of a cell. */
+static void finish_cell(enum op op, struct result *r)
+{
+	if (!r->failed && r->nlat && r->secs > 0) {
+		qsort(r->lat, r->nlat, sizeof(*r->lat), cmp_u32);
+		r->p50_us = r->lat[r->nlat / 2] / 1e3;
+		r->p99_us = r->lat[r->nlat * 99 / 100] / 1e3;
+		r->ops_s = (double)r->n / r->secs;
+		r->mb_s = r->ops_s * (double)ops[op].len / 1e6;
+		r->ok = 1;
+	}
+	free(r->lat);
+	r->lat = NULL;
 }
 
 /* ---- PKCS#11 set-up ------------------------------------------------ */
@@ -791,14 +815,14 @@ static void print_row(enum op op, enum rowkind k, const char *label)
 	printf("\n");
 }
 
-static void print_table(double seconds)
+static void print_table(double seconds, unsigned rounds)
 {
 	unsigned bi;
 	int i;
 	char hdr[64];
 
-	printf("\nops/s unless noted; %.1f s per cell; ratios at 2 threads; "
-	       "targets: issue 5, 2 threads\n\n", seconds);
+	printf("\nops/s unless noted; %.1f s per cell in %u rounds; ratios at "
+	       "2 threads; targets: issue 5, 2 threads\n\n", seconds, rounds);
 	printf("%-24s", "operation");
 	for (bi = 0; bi < nbackends; bi++) {
 		snprintf(hdr, sizeof(hdr), "%.9s 1t", backends[bi].name);
@@ -842,7 +866,7 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static int write_json(const char *path, double seconds)
+static int write_json(const char *path, double seconds, unsigned rounds)
 {
 	FILE *f = fopen(path, "w");
 	unsigned bi, t;
@@ -857,7 +881,7 @@ static int write_json(const char *path, double seconds)
 	}
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	fprintf(f, "{\n  \"date\": \"%s\",\n  \"seconds_per_cell\": %.3f,\n"
-		"  \"openssl\": ", date, seconds);
+		"  \"rounds\": %u,\n  \"openssl\": ", date, seconds, rounds);
 	json_str(f, OPENSSL_VERSION_TEXT);
 	/* phsm's transport: PHSM_TRANSPORT as given, unset: "default" (shm). */
 	fprintf(f, ",\n  \"phsm_transport\": ");
@@ -943,8 +967,11 @@ static const char *name_of(const char *path)
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench --module PATH [--module PATH ...] "
-		"[--openssl] [--seconds S] [--json FILE]\n"
-		"             [--pin PIN] [--so-pin PIN] [--ops NAME,...]\n"
+		"[--openssl] [--seconds S] [--rounds R]\n"
+		"             [--json FILE] [--pin PIN] [--so-pin PIN] "
+		"[--ops NAME,...]\n"
+		"  --rounds: the seconds of each cell split into R rounds "
+		"(default 4)\n"
 		"  --ops: only these rows, by JSON name (rsa2048_sign,\n"
 		"         p256_sign, ed25519_sign, aes256gcm_4k,\n"
 		"         aes256gcm_1m, sha256_4k, random32); default all\n");
@@ -978,10 +1005,10 @@ static int parse_ops(const char *list, int chosen[NOPS])
 int main(int argc, char **argv)
 {
 	const char *json = NULL;
-	double seconds = 2.0;
+	double seconds = 2.0, t0;
 	int openssl = 0, i, failed = 0;
 	int chosen[NOPS];
-	unsigned bi, t;
+	unsigned bi, t, round, rounds = 4;
 
 	for (i = 0; i < NOPS; i++)
 		chosen[i] = 1;
@@ -1002,6 +1029,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--seconds")) {
 			seconds = strtod(argv[++i], NULL);
 			if (!(seconds > 0 && seconds < 3600))
+				usage();
+		} else if (!strcmp(a, "--rounds")) {
+			rounds = (unsigned)strtoul(argv[++i], NULL, 10);
+			if (rounds < 1 || rounds > 100)
 				usage();
 		} else if (!strcmp(a, "--json")) {
 			json = argv[++i];
@@ -1025,28 +1056,36 @@ int main(int argc, char **argv)
 
 	for (bi = 0; bi < nbackends; bi++) {
 		struct backend *b = &backends[bi];
-		double t0 = now_s();
 
 		if (b->path ? setup_module(b) : setup_openssl(b)) {
 			fprintf(stderr, "bench: %s: skipped\n", b->name);
+			b->skip = 1;
 			failed = 1;
 			continue;
 		}
 		for (i = 0; i < NOPS; i++)
-			for (t = 1; chosen[i] && t <= MAX_THREADS; t++) {
-				if (!b->have[i]) {
-					fprintf(stderr, "bench: %s: %s: n/a "
-						"(mechanism not offered)\n",
-						b->name, ops[i].label);
-					break;
-				}
-				run_cell(b, bi, i, t, seconds);
-			}
-		fprintf(stderr, "bench: %s done in %.1f s\n", b->name,
-			now_s() - t0);
+			if (chosen[i] && !b->have[i])
+				fprintf(stderr, "bench: %s: %s: n/a (mechanism "
+					"not offered)\n", b->name, ops[i].label);
 	}
-	print_table(seconds);
-	if (json && write_json(json, seconds))
+	for (round = 0; round < rounds; round++) {
+		t0 = now_s();
+		for (i = 0; i < NOPS; i++)
+			for (t = 1; chosen[i] && t <= MAX_THREADS; t++)
+				for (bi = 0; bi < nbackends; bi++)
+					if (!backends[bi].skip &&
+					    backends[bi].have[i])
+						run_cell(&backends[bi], bi, i,
+							 t, seconds / rounds);
+		fprintf(stderr, "bench: round %u of %u done in %.1f s\n",
+			round + 1, rounds, now_s() - t0);
+	}
+	for (bi = 0; bi < nbackends; bi++)
+		for (i = 0; i < NOPS; i++)
+			for (t = 1; t <= MAX_THREADS; t++)
+				finish_cell(i, &res[bi][i][t]);
+	print_table(seconds, rounds);
+	if (json && write_json(json, seconds, rounds))
 		failed = 1;
 	for (bi = 0; bi < nbackends; bi++) {
 		if (backends[bi].path) {
